@@ -1,0 +1,28 @@
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup("reconciler", title="Pool reconciliation")
+
+OPTS = [
+    cfg.IntOpt("workers", default=1, min=1,
+               help="Number of reconciler worker processes."),
+    cfg.IntOpt("threads", default=8, min=1,
+               help="Pools reconciled in parallel inside one worker. Steps "
+                    "inside one pool are always serial."),
+    cfg.FloatOpt("resync_interval", default=300.0, min=1.0,
+                 help="Seconds between drift checks of a converged pool (a "
+                      "host joined or ejected by hand, a PBD unplugged, a "
+                      "master changed)."),
+    cfg.FloatOpt("poll_interval", default=2.0, min=0.05,
+                 help="Seconds between looks for pools to reconcile when no "
+                      "wake-up arrives."),
+    cfg.FloatOpt("lease_time", default=60.0, min=1.0,
+                 help="Seconds a reconciler holds a pool's lease without "
+                      "renewing it. A dead holder's lease expires after this."),
+    cfg.FloatOpt("retry_initial_backoff", default=2.0, min=0.01,
+                 help="First delay before retrying a transient failure."),
+    cfg.FloatOpt("retry_max_backoff", default=300.0, min=0.01,
+                 help="Cap of the exponential retry delay."),
+    cfg.IntOpt("max_attempts", default=10, min=1,
+               help="Transient failures of one member step before the member "
+                    "is put in error (an operator can retry)."),
+]

@@ -1,0 +1,728 @@
+"""Repository functions: the only place that reads and writes the tables.
+
+Every function opens its own short transaction through oslo.db's
+enginefacade. ``configure(conf)`` (or ``configure_url(url)``) must run first;
+calling it again points the module at another database (tests do this).
+"""
+
+import datetime
+import threading
+
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import enginefacade
+from oslo_log import log as logging
+from oslo_utils import timeutils
+import sqlalchemy as sa
+
+from poolmgr.db import models
+from poolmgr import events
+
+LOG = logging.getLogger(__name__)
+
+# Notification outcomes, as stored in notifications.outcome.
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+STALE = "stale"
+RECORDED = "recorded"
+IGNORED = "ignored"
+REJECTED = "rejected"
+
+# Pool and member states (ARCHITECTURE.md "States").
+POOL_CREATED = "created"
+POOL_CHANGING = "changing"
+POOL_ACTIVE = "active"
+POOL_ERROR = "error"
+POOL_DISMISSED = "dismissed"
+POOL_STATES = (POOL_CREATED, POOL_CHANGING, POOL_ACTIVE, POOL_ERROR,
+               POOL_DISMISSED)
+
+MEMBER_PENDING = "pending"
+MEMBER_PREFLIGHT = "preflight"
+MEMBER_JOINING = "joining"
+MEMBER_ACTIVE = "active"
+MEMBER_EJECTING = "ejecting"
+MEMBER_REMOVED = "removed"
+MEMBER_ERROR = "error"
+
+# Journal statuses.
+OP_STARTED = "started"
+OP_SUCCEEDED = "succeeded"
+OP_FAILED = "failed"
+OP_ABANDONED = "abandoned"
+
+_LOCK = threading.Lock()
+_CONTEXT = None
+
+
+class NotFound(Exception):
+    """The row asked for does not exist."""
+
+
+class _Ctx:
+    """A fresh, throw-away context object for one enginefacade transaction."""
+
+
+def configure(conf):
+    """Point the repository at ``[database] connection``."""
+    options = {k: v for k, v in conf.database.items()
+               if k not in ("backend", "use_db_reconnect", "db_max_retries",
+                            "db_retry_interval", "db_inc_retry_interval",
+                            "db_max_retry_interval", "use_tpool")
+               and v is not None}
+    _configure(options)
+
+
+def configure_url(url, **options):
+    options["connection"] = url
+    _configure(options)
+
+
+def _configure(options):
+    global _CONTEXT
+    url = options.get("connection") or "sqlite://"
+    if url.startswith("mysql://"):
+        # NOTE(driver): PyMySQL is the pure-Python driver we depend on;
+        # plain mysql:// would look for MySQLdb.
+        url = "mysql+pymysql://" + url[len("mysql://"):]
+    options["connection"] = url
+    # NOTE(retries): oslo.db would retry the initial connection
+    # max_retries times with sleeps; callers decide instead (the CLI fails
+    # fast, the intake requeues).
+    options.setdefault("max_retries", 0)
+    options["sqlite_fk"] = True
+    ctx = enginefacade.transaction_context()
+    ctx.configure(**options)
+    with _LOCK:
+        old, _CONTEXT = _CONTEXT, ctx
+    if old is not None:
+        try:
+            old.writer.get_engine().dispose()
+        except Exception:  # noqa: BLE001 - the old engine may never have run
+            pass
+
+
+def _context():
+    if _CONTEXT is None:
+        raise RuntimeError("poolmgr.db.api.configure() was not called")
+    return _CONTEXT
+
+
+def _writer():
+    return _context().writer.using(_Ctx())
+
+
+def _reader():
+    return _context().reader.using(_Ctx())
+
+
+def get_engine():
+    return _context().writer.get_engine()
+
+
+def dispose():
+    global _CONTEXT
+    with _LOCK:
+        old, _CONTEXT = _CONTEXT, None
+    if old is not None:
+        old.writer.get_engine().dispose()
+
+
+def _now():
+    return timeutils.utcnow()
+
+
+def _stamp(ts):
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _row_dict(row):
+    if row is None:
+        return None
+    result = {attr.key: getattr(row, attr.key)
+              for attr in row.__mapper__.column_attrs}
+    if "metadata_" in result:
+        result["metadata"] = result.pop("metadata_")
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Desired state: notifications
+# ---------------------------------------------------------------------------
+
+def _apply_stamped(stamps, key, present, ts, value=None, pos=0):
+    """Last-writer-wins on one host or metadata key; True if it changed."""
+    current = stamps.get(key)
+    if current is not None and current["ts"] > ts:
+        return False
+    was_present = bool(current and current["present"])
+    entry = {"ts": ts, "present": present}
+    if present:
+        entry["value"] = value
+        entry["since"] = current["since"] if was_present else ts
+        entry["pos"] = current["pos"] if was_present else pos
+    stamps[key] = entry
+    return (was_present != present
+            or (present and current.get("value") != value))
+
+
+def _derive(agg):
+    hosts = sorted((h for h, e in agg.host_stamps.items() if e["present"]),
+                   key=lambda h: (agg.host_stamps[h]["since"],
+                                  agg.host_stamps[h]["pos"], h))
+    agg.hosts = hosts
+    agg.metadata_ = {k: e["value"] for k, e in agg.meta_stamps.items()
+                     if e["present"]}
+
+
+def merge_event(agg, event):
+    """Fold one notification into the aggregate mirror; True if it changed.
+
+    NOTE(ordering): every host and metadata key carries the timestamp of the
+    newest notification that spoke about it (with tombstones for removals),
+    so a stream delivered shuffled or twice ends in the state of in-order
+    delivery; a whole-aggregate timestamp would wrongly drop an older but
+    unrelated legacy delta.
+    """
+    ts = _stamp(event.timestamp)
+    host_stamps = dict(agg.host_stamps or {})
+    meta_stamps = dict(agg.meta_stamps or {})
+    changed = False
+    if event.uuid and not agg.uuid:
+        agg.uuid = event.uuid
+    if event.name is not None and (agg.name_stamp is None
+                                   or event.timestamp >= agg.name_stamp):
+        changed |= agg.name != event.name
+        agg.name = event.name
+        agg.name_stamp = event.timestamp
+    if event.kind == events.DELETE and not agg.deleted:
+        # NOTE(delete): Nova never reuses aggregate ids, so a delete is final
+        # whatever order the stream arrives in.
+        agg.deleted = True
+        changed = True
+    if event.hosts is not None:
+        payload = list(event.hosts)
+        for key in set(host_stamps) | set(payload):
+            present = key in payload
+            changed |= _apply_stamped(host_stamps, key, present, ts,
+                                      value=True,
+                                      pos=payload.index(key) if present else 0)
+    elif event.host is not None and event.kind in (events.ADD_HOST,
+                                                   events.REMOVE_HOST):
+        changed |= _apply_stamped(host_stamps, event.host,
+                                  event.kind == events.ADD_HOST, ts,
+                                  value=True)
+    if event.metadata is not None:
+        for key in set(meta_stamps) | set(event.metadata):
+            present = key in event.metadata
+            changed |= _apply_stamped(meta_stamps, key, present, ts,
+                                      value=event.metadata.get(key))
+    elif event.metadata_delta:
+        for key, value in event.metadata_delta.items():
+            changed |= _apply_stamped(meta_stamps, key, value is not None,
+                                      ts, value=value)
+    agg.host_stamps = host_stamps
+    agg.meta_stamps = meta_stamps
+    if agg.last_event_at is None or event.timestamp > agg.last_event_at:
+        agg.last_event_at = event.timestamp
+    _derive(agg)
+    return changed
+
+
+def _new_aggregate(aggregate_id, now):
+    return models.Aggregate(id=aggregate_id, hosts=[], metadata_={},
+                            host_stamps={}, meta_stamps={}, deleted=False,
+                            created_at=now, updated_at=now)
+
+
+def _is_pool(agg):
+    return (not agg.deleted) and events.POOL_FLAG in (agg.metadata_ or {})
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def _record_event_once(event):
+    now = _now()
+    with _writer() as session:
+        seen = session.scalar(sa.select(models.Notification.id).where(
+            models.Notification.message_id == event.message_id))
+        if seen is not None:
+            return DUPLICATE
+        note = models.Notification(
+            message_id=event.message_id, event_type=event.event_type,
+            publisher_id=event.publisher_id,
+            aggregate_id=event.aggregate_id, outcome=RECORDED,
+            event_time=event.timestamp, received_at=now)
+        session.add(note)
+        if event.phase != events.END:
+            session.flush()
+            return RECORDED
+        if event.aggregate_id is None:
+            note.outcome = IGNORED
+            note.reason = "no aggregate id"
+            session.flush()
+            return IGNORED
+        agg = session.get(models.Aggregate, event.aggregate_id,
+                          with_for_update=True)
+        if agg is None:
+            agg = _new_aggregate(event.aggregate_id, now)
+            session.add(agg)
+        previous_event_at = agg.last_event_at
+        changed = merge_event(agg, event)
+        agg.updated_at = now
+        if changed or previous_event_at is None or (
+                event.timestamp >= previous_event_at):
+            note.outcome = APPLIED
+        else:
+            note.outcome = STALE
+        if changed:
+            agg.last_cause = event.cause
+            _touch_pool(session, agg, now, event.cause)
+        session.flush()
+        return note.outcome
+
+
+def record_event(event):
+    """Store one parsed notification; return its outcome.
+
+    Deduplicates by message_id (delivery is at least once), folds the event
+    into the aggregate mirror and marks the pool due for reconciliation.
+    Raises oslo_db exceptions when the database is unavailable.
+    """
+    try:
+        return _record_event_once(event)
+    except db_exc.DBDuplicateEntry:
+        # NOTE(race): two intake workers raced on the same message or on the
+        # first row of an aggregate; the second pass sees the winner's rows.
+        return _record_event_once(event)
+
+
+def _touch_pool(session, agg, now, cause):
+    pool = session.get(models.Pool, agg.id, with_for_update=True)
+    if pool is None:
+        if not _is_pool(agg):
+            return
+        pool = models.Pool(aggregate_id=agg.id, state=POOL_CREATED,
+                           generation=0, reasons=["not reconciled yet"],
+                           live_migration_ready=False,
+                           created_at=now, updated_at=now)
+        session.add(pool)
+    elif pool.state == POOL_DISMISSED and _is_pool(agg):
+        pool.state = POOL_CREATED
+    pool.due_at = now
+    pool.updated_at = now
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def record_rejected(message_id, event_type, publisher_id, reason):
+    """Store a notification that could not be parsed (outcome rejected)."""
+    message_id = str(message_id or "")[:64] or None
+    now = _now()
+    try:
+        with _writer() as session:
+            if message_id is not None:
+                seen = session.scalar(sa.select(models.Notification.id).where(
+                    models.Notification.message_id == message_id))
+                if seen is not None:
+                    return DUPLICATE
+            session.add(models.Notification(
+                message_id=message_id or "unknown-" + _stamp(now),
+                event_type=_clip(event_type), publisher_id=_clip(publisher_id),
+                outcome=REJECTED, reason=str(reason)[:2000],
+                received_at=now))
+    except db_exc.DBDuplicateEntry:
+        return DUPLICATE
+    return REJECTED
+
+
+def _clip(value, size=255):
+    if value is None:
+        return None
+    return str(value)[:size]
+
+
+def list_notifications(limit=50, outcome=None):
+    with _reader() as session:
+        query = sa.select(models.Notification).order_by(
+            models.Notification.id.desc()).limit(limit)
+        if outcome:
+            query = query.where(models.Notification.outcome == outcome)
+        return [_row_dict(r) for r in session.scalars(query)]
+
+
+def notification_counts():
+    """{(event_type, outcome): count} over the notification log."""
+    with _reader() as session:
+        rows = session.execute(
+            sa.select(models.Notification.event_type,
+                      models.Notification.outcome,
+                      sa.func.count()).group_by(
+                models.Notification.event_type,
+                models.Notification.outcome))
+        return {(t, o): n for t, o, n in rows}
+
+
+def last_notification_time():
+    with _reader() as session:
+        return session.scalar(sa.select(
+            sa.func.max(models.Notification.received_at)))
+
+
+def get_aggregate(aggregate_id):
+    with _reader() as session:
+        return _row_dict(session.get(models.Aggregate, aggregate_id))
+
+
+def list_aggregates():
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.Aggregate).order_by(models.Aggregate.id))]
+
+
+def find_aggregate(ref):
+    """The aggregate named by id, uuid or name (the CLI's AGGREGATE)."""
+    ref = str(ref)
+    with _reader() as session:
+        clauses = [models.Aggregate.uuid == ref,
+                   models.Aggregate.name == ref]
+        if ref.isdigit():
+            clauses.insert(0, models.Aggregate.id == int(ref))
+        rows = list(session.scalars(sa.select(models.Aggregate).where(
+            sa.or_(*clauses)).order_by(models.Aggregate.deleted,
+                                       models.Aggregate.id)))
+    if not rows:
+        raise NotFound("aggregate %s not found" % ref)
+    # An id match wins over a name that happens to be digits.
+    for row in rows:
+        if ref.isdigit() and row.id == int(ref):
+            return _row_dict(row)
+    return _row_dict(rows[0])
+
+
+def put_aggregate(aggregate_id, name, hosts, metadata, uuid=None,
+                  deleted=False, when=None):
+    """Write desired state directly (demo and tests without a bus).
+
+    Goes through the same last-writer-wins merge as a versioned
+    notification so later notifications still order correctly.
+    """
+    event = events.AggregateEvent(
+        message_id="direct-%s" % _stamp(when or _now()),
+        event_type="aggregate.direct.end", publisher_id="poolmgr",
+        timestamp=when or _now(),
+        kind=events.DELETE if deleted else events.UPDATE_METADATA,
+        phase=events.END, versioned=True, aggregate_id=aggregate_id,
+        uuid=uuid, name=name, hosts=tuple(hosts), metadata=dict(metadata))
+    now = _now()
+    with _writer() as session:
+        agg = session.get(models.Aggregate, aggregate_id,
+                          with_for_update=True)
+        if agg is None:
+            agg = _new_aggregate(aggregate_id, now)
+            session.add(agg)
+        merge_event(agg, event)
+        agg.updated_at = now
+        _touch_pool(session, agg, now, "manual")
+
+
+# ---------------------------------------------------------------------------
+# Host inventory
+# ---------------------------------------------------------------------------
+
+def register_host(compute_host, xapi_url):
+    """Map a Nova compute host to its xapi URL (insert or update)."""
+    now = _now()
+    with _writer() as session:
+        host = session.get(models.Host, compute_host)
+        if host is None:
+            session.add(models.Host(compute_host=compute_host,
+                                    xapi_url=xapi_url, created_at=now,
+                                    updated_at=now))
+            return True
+        if host.xapi_url != xapi_url:
+            host.xapi_url = xapi_url
+            host.xenserver_uuid = None
+        host.updated_at = now
+        return False
+
+
+def get_host(compute_host):
+    with _reader() as session:
+        row = session.get(models.Host, compute_host)
+        if row is None:
+            raise NotFound("host %s is not registered" % compute_host)
+        return _row_dict(row)
+
+
+def list_hosts():
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.Host).order_by(models.Host.compute_host))]
+
+
+def get_hosts(compute_hosts):
+    """{compute_host: row} for the registered ones among ``compute_hosts``."""
+    if not compute_hosts:
+        return {}
+    with _reader() as session:
+        return {r.compute_host: _row_dict(r) for r in session.scalars(
+            sa.select(models.Host).where(
+                models.Host.compute_host.in_(list(compute_hosts))))}
+
+
+def remove_host(compute_host):
+    with _writer() as session:
+        row = session.get(models.Host, compute_host)
+        if row is None:
+            raise NotFound("host %s is not registered" % compute_host)
+        session.delete(row)
+
+
+def set_host_xenserver_uuid(compute_host, uuid):
+    with _writer() as session:
+        row = session.get(models.Host, compute_host)
+        if row is not None and row.xenserver_uuid != uuid:
+            row.xenserver_uuid = uuid
+            row.updated_at = _now()
+
+
+# ---------------------------------------------------------------------------
+# Pools, members, leases
+# ---------------------------------------------------------------------------
+
+def get_pool(aggregate_id):
+    with _reader() as session:
+        return _row_dict(session.get(models.Pool, aggregate_id))
+
+
+def list_pools():
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.Pool).order_by(models.Pool.aggregate_id))]
+
+
+def update_pool(aggregate_id, **fields):
+    fields["updated_at"] = _now()
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(**fields))
+
+
+def mark_due(aggregate_id, when=None):
+    update_pool(aggregate_id, due_at=when or _now())
+
+
+def list_due_pools(limit=100, now=None):
+    """Ids of pools due for a pass whose lease is free or expired."""
+    now = now or _now()
+    with _reader() as session:
+        query = sa.select(models.Pool.aggregate_id).where(
+            models.Pool.due_at.is_not(None),
+            models.Pool.due_at <= now,
+            sa.or_(models.Pool.lease_owner.is_(None),
+                   models.Pool.lease_expires_at < now),
+        ).order_by(models.Pool.due_at).limit(limit)
+        return list(session.scalars(query))
+
+
+def next_due_time():
+    with _reader() as session:
+        return session.scalar(sa.select(sa.func.min(models.Pool.due_at)))
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def acquire_lease(aggregate_id, owner, lease_time):
+    """Take the pool's lease; return the new fencing generation or None.
+
+    A single conditional UPDATE decides the race: only one of several
+    processes can move a free or expired lease to itself. Each acquisition
+    bumps ``generation`` so a holder that lost its lease (paused, slow) can
+    no longer pass ``check_lease``.
+    """
+    now = _now()
+    with _writer() as session:
+        result = session.execute(
+            sa.update(models.Pool).where(
+                models.Pool.aggregate_id == aggregate_id,
+                sa.or_(models.Pool.lease_owner.is_(None),
+                       models.Pool.lease_expires_at < now,
+                       models.Pool.lease_owner == owner),
+            ).values(lease_owner=owner,
+                     lease_expires_at=now + datetime.timedelta(
+                         seconds=lease_time),
+                     generation=models.Pool.generation + 1))
+        if result.rowcount != 1:
+            return None
+        return session.scalar(sa.select(models.Pool.generation).where(
+            models.Pool.aggregate_id == aggregate_id))
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def renew_lease(aggregate_id, owner, generation, lease_time):
+    """Extend a held lease; False when it was lost (expired and taken)."""
+    now = _now()
+    with _writer() as session:
+        result = session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id,
+            models.Pool.lease_owner == owner,
+            models.Pool.generation == generation,
+        ).values(lease_expires_at=now + datetime.timedelta(
+            seconds=lease_time)))
+        return result.rowcount == 1
+
+
+def check_lease(aggregate_id, owner, generation):
+    """True when ``owner`` still holds an unexpired lease at ``generation``.
+
+    Called right before every xapi mutation (the fencing check).
+    """
+    now = _now()
+    with _reader() as session:
+        row = session.execute(sa.select(
+            models.Pool.lease_owner, models.Pool.generation,
+            models.Pool.lease_expires_at).where(
+            models.Pool.aggregate_id == aggregate_id)).first()
+    return bool(row and row[0] == owner and row[1] == generation
+                and row[2] is not None and row[2] > now)
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def release_lease(aggregate_id, owner, generation, due_at=None):
+    """Give the lease back; optionally schedule the next pass."""
+    values = {"lease_owner": None, "lease_expires_at": None,
+              "updated_at": _now()}
+    if due_at is not None:
+        values["due_at"] = due_at
+    with _writer() as session:
+        result = session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id,
+            models.Pool.lease_owner == owner,
+            models.Pool.generation == generation).values(**values))
+        return result.rowcount == 1
+
+
+def list_members(aggregate_id):
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.PoolMember).where(
+                models.PoolMember.aggregate_id == aggregate_id).order_by(
+                models.PoolMember.id))]
+
+
+def list_all_members():
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.PoolMember).order_by(
+                models.PoolMember.aggregate_id, models.PoolMember.id))]
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def upsert_member(aggregate_id, host, **fields):
+    now = _now()
+    with _writer() as session:
+        row = session.scalar(sa.select(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.host == host))
+        if row is None:
+            row = models.PoolMember(aggregate_id=aggregate_id, host=host,
+                                    state=MEMBER_PENDING, attempts=0,
+                                    created_at=now)
+            session.add(row)
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.updated_at = now
+
+
+def delete_member(aggregate_id, host):
+    with _writer() as session:
+        session.execute(sa.delete(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.host == host))
+
+
+def retry_pool(aggregate_id, host=None):
+    """Clear errors so the engine tries again; returns members cleared."""
+    now = _now()
+    with _writer() as session:
+        query = sa.update(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.state == MEMBER_ERROR)
+        if host is not None:
+            query = query.where(models.PoolMember.host == host)
+        cleared = session.execute(query.values(
+            state=MEMBER_PENDING, error_code=None, error_params=None,
+            attempts=0, next_attempt_at=None, updated_at=now)).rowcount
+        pool_values = {"due_at": now, "updated_at": now,
+                       "last_error_code": None, "last_error": None}
+        pool = session.get(models.Pool, aggregate_id)
+        if pool is None:
+            raise NotFound("aggregate %s has no pool" % aggregate_id)
+        if pool.state == POOL_ERROR:
+            pool_values["state"] = POOL_CHANGING
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(**pool_values))
+        return cleared
+
+
+# ---------------------------------------------------------------------------
+# Journal
+# ---------------------------------------------------------------------------
+
+def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
+                  owner=None, generation=None, attempts=1):
+    """Write the 'before' row of a mutating step; return its id."""
+    with _writer() as session:
+        op = models.Operation(
+            aggregate_id=aggregate_id, kind=kind, host=host,
+            step=_clip(step), status=OP_STARTED, attempts=attempts,
+            cause=_clip(cause), owner=_clip(owner), generation=generation,
+            started_at=_now())
+        session.add(op)
+        session.flush()
+        return op.id
+
+
+def journal_finish(op_id, status, xapi_error_code=None,
+                   xapi_error_params=None):
+    """Write the 'after' of a step: succeeded, failed or abandoned."""
+    with _writer() as session:
+        session.execute(sa.update(models.Operation).where(
+            models.Operation.id == op_id).values(
+            status=status, xapi_error_code=_clip(xapi_error_code),
+            xapi_error_params=(list(xapi_error_params)
+                               if xapi_error_params is not None else None),
+            finished_at=_now()))
+
+
+def list_operations(aggregate_id=None, limit=100, kind=None, host=None):
+    """The journal, newest first."""
+    with _reader() as session:
+        query = sa.select(models.Operation).order_by(
+            models.Operation.id.desc()).limit(limit)
+        if aggregate_id is not None:
+            query = query.where(models.Operation.aggregate_id == aggregate_id)
+        if kind is not None:
+            query = query.where(models.Operation.kind == kind)
+        if host is not None:
+            query = query.where(models.Operation.host == host)
+        return [_row_dict(r) for r in session.scalars(query)]
+
+
+def unfinished_operations(aggregate_id):
+    """Steps journaled as started but never finished (a crash mid-step)."""
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.Operation).where(
+                models.Operation.aggregate_id == aggregate_id,
+                models.Operation.status == OP_STARTED).order_by(
+                models.Operation.id))]
+
+
+def operation_counts():
+    """{(kind, status, xapi_error_code): count} over the journal."""
+    with _reader() as session:
+        rows = session.execute(sa.select(
+            models.Operation.kind, models.Operation.status,
+            models.Operation.xapi_error_code, sa.func.count()).group_by(
+            models.Operation.kind, models.Operation.status,
+            models.Operation.xapi_error_code))
+        return {(k, s, c): n for k, s, c, n in rows}

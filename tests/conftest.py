@@ -1,0 +1,122 @@
+"""Shared fixtures: real MariaDB/MySQL, real RabbitMQ, the xapi simulator.
+
+A test that needs a server it cannot reach is skipped with the reason, or
+fails when POOLMGR_REQUIRE_SERVICES=1 (CI), so a broken CI machine can never
+pass by skipping.
+"""
+
+import os
+import socket
+import urllib.parse
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from poolmgr.db import api as db_api
+from poolmgr.db import migration
+
+MYSQL_URL = os.environ.get("POOLMGR_TEST_MYSQL_URL",
+                           "mysql+pymysql://root@127.0.0.1:3306/")
+RABBIT_URL = os.environ.get("POOLMGR_TEST_RABBIT_URL",
+                            "rabbit://guest:guest@127.0.0.1:5672/")
+
+
+def services_required():
+    return os.environ.get("POOLMGR_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(what, error):
+    message = "%s is not reachable (%s)" % (what, error)
+    if services_required():
+        pytest.fail(message + "; POOLMGR_REQUIRE_SERVICES=1 forbids skipping",
+                    pytrace=False)
+    pytest.skip(message + "; set POOLMGR_TEST_* to point at one")
+
+
+def _tcp_check(url, default_port):
+    parsed = urllib.parse.urlparse(url)
+    with socket.create_connection((parsed.hostname or "127.0.0.1",
+                                   parsed.port or default_port), timeout=3):
+        pass
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    """An engine on the MySQL server (no database selected)."""
+    try:
+        _tcp_check(MYSQL_URL, 3306)
+        engine = sa.create_engine(MYSQL_URL, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        service_unavailable("MySQL at %s" % MYSQL_URL, exc)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_empty_url(mysql_server):
+    """URL of a brand-new empty MySQL database, dropped afterwards."""
+    name = "poolmgr_test_%s" % uuid.uuid4().hex[:12]
+    with mysql_server.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE %s CHARACTER SET utf8mb4" % name))
+    yield MYSQL_URL.rstrip("/") + "/" + name
+    db_api.dispose()
+    with mysql_server.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS %s" % name))
+
+
+@pytest.fixture
+def mysql_url(mysql_empty_url):
+    """A fresh MySQL database with the schema at head; db.api points at it."""
+    db_api.configure_url(mysql_empty_url)
+    migration.upgrade()
+    return mysql_empty_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """A SQLite database with the schema, for fast tests of pure DB logic."""
+    url = "sqlite:///%s" % (tmp_path / "poolmgr.db")
+    db_api.configure_url(url)
+    migration.upgrade()
+    yield url
+    db_api.dispose()
+
+
+@pytest.fixture(scope="session")
+def rabbit_url():
+    """A reachable RabbitMQ transport URL."""
+    try:
+        _tcp_check(RABBIT_URL.replace("rabbit://", "amqp://"), 5672)
+        import kombu
+        amqp = RABBIT_URL.replace("rabbit://", "amqp://", 1)
+        with kombu.Connection(amqp, connect_timeout=5) as conn:
+            conn.connect()
+    except Exception as exc:  # noqa: BLE001
+        service_unavailable("RabbitMQ at %s" % RABBIT_URL.split("@")[-1], exc)
+    return RABBIT_URL
+
+
+@pytest.fixture
+def simulator():
+    """Factory: simulator(hosts=3, **kwargs) -> a started Simulator."""
+    from poolmgr.simulator import Simulator
+    started = []
+
+    def make(hosts=3, **kwargs):
+        kwargs.setdefault("port", 0)
+        kwargs.setdefault("address_base", 10 + (len(started) * 37) % 180)
+        kwargs.setdefault("username", "root")
+        kwargs.setdefault("password", "sim-secret")
+        kwargs.setdefault("join_delay", 0.2)
+        kwargs.setdefault("eject_delay", 0.2)
+        sim = Simulator(hosts=hosts, **kwargs)
+        sim.start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
