@@ -63,13 +63,14 @@ class _Ctx:
     """A fresh, throw-away context object for one enginefacade transaction."""
 
 
-def configure(conf):
+def configure(conf, **overrides):
     """Point the repository at ``[database] connection``."""
     options = {k: v for k, v in conf.database.items()
                if k not in ("backend", "use_db_reconnect", "db_max_retries",
                             "db_retry_interval", "db_inc_retry_interval",
                             "db_max_retry_interval", "use_tpool")
                and v is not None}
+    options.update(overrides)
     _configure(options)
 
 

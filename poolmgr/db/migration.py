@@ -1,6 +1,7 @@
 """Schema migrations with alembic, from the copy shipped in the package."""
 
 import importlib.resources
+import pathlib
 
 from alembic import command
 from alembic import config as alembic_config
@@ -10,11 +11,24 @@ from alembic import script as alembic_script
 from poolmgr.db import api
 
 
+def migrations_dir():
+    """Where the alembic tree is: inside the installed package, or beside it.
+
+    NOTE(packaging): setup.py installs the top-level migrations/ as the
+    package poolmgr.migrations, so a wheel carries it; a checkout on
+    sys.path (tests run from the tree) has it one level up instead.
+    """
+    try:
+        location = importlib.resources.files("poolmgr.migrations")
+        if (location / "env.py").is_file():
+            return pathlib.Path(str(location))
+    except ModuleNotFoundError:
+        pass
+    return pathlib.Path(__file__).resolve().parents[2] / "migrations"
+
+
 def _config(connection=None):
-    # NOTE(packaging): the alembic tree is installed as poolmgr.migrations
-    # (setup.py maps it from the top-level migrations/), so this works the
-    # same from a wheel and from a checkout.
-    location = importlib.resources.files("poolmgr.migrations")
+    location = migrations_dir()
     cfg = alembic_config.Config(str(location / "alembic.ini"))
     cfg.set_main_option("script_location", str(location))
     cfg.attributes["connection"] = connection

@@ -1,0 +1,395 @@
+"""poolmgr-manage: the operator's tool.
+
+Categories of commands, as nova-manage and masakari-manage have them::
+
+    poolmgr-manage [--config-file F] db sync|version
+    poolmgr-manage [--config-file F] host register|list|show|remove|check ...
+    poolmgr-manage [--config-file F] pool list|show|plan|sync|retry|history ...
+    poolmgr-manage [--config-file F] events list
+    poolmgr-manage [--config-file F] status
+
+Exit codes: 0 done, 1 failed, 2 usage error. Every failure is one line on
+stderr, never a traceback.
+"""
+
+import argparse
+import json
+import sys
+import urllib.parse
+
+from oslo_db import exception as db_exc
+from oslo_log import log as logging
+from oslo_utils import strutils
+import sqlalchemy.exc
+
+from poolmgr.cmd import views
+from poolmgr.db import api as db_api
+from poolmgr.db import migration
+from poolmgr import service
+from poolmgr import utils
+
+LOG = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report to the operator in one line (exit 1)."""
+
+
+class UsageError(Exception):
+    """Bad input from the operator (exit 2)."""
+
+
+def _emit(args, data, table):
+    if args.format == "json":
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(table())
+
+
+def validate_xapi_url(url):
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError("XAPI_URL must be an http:// or https:// URL with a "
+                         "host, got %r" % strutils.mask_password(url))
+    if parsed.username or parsed.password:
+        raise UsageError("XAPI_URL must not carry credentials; set "
+                         "[xenserver] connection_username/password instead")
+    return url
+
+
+# ---------------------------------------------------------------------------
+# db
+# ---------------------------------------------------------------------------
+
+def db_sync(conf, args):
+    migration.upgrade()
+    print("database is at revision %s" % migration.version())
+
+
+def db_version(conf, args):
+    print(migration.version() or "None (no schema: run 'db sync')")
+
+
+# ---------------------------------------------------------------------------
+# host
+# ---------------------------------------------------------------------------
+
+def host_register(conf, args):
+    url = validate_xapi_url(args.xapi_url)
+    created = db_api.register_host(args.compute_host, url)
+    print("%s %s -> %s" % ("registered" if created else "updated",
+                           args.compute_host, url))
+
+
+def host_list(conf, args):
+    hosts = [views.host_view(h) for h in db_api.list_hosts()]
+    _emit(args, hosts, lambda: views.host_table(hosts))
+
+
+def host_show(conf, args):
+    host = views.host_view(_get_host(args.compute_host))
+    _emit(args, host, lambda: views.record_table(host))
+
+
+def host_remove(conf, args):
+    _get_host(args.compute_host)
+    in_use = [m for m in db_api.list_all_members()
+              if m["host"] == args.compute_host
+              and m["state"] not in (db_api.MEMBER_REMOVED,)]
+    if in_use and not args.force:
+        raise CommandError(
+            "host %s is a member of aggregate(s) %s; remove it from the "
+            "aggregate first or pass --force" % (
+                args.compute_host,
+                ", ".join(str(m["aggregate_id"]) for m in in_use)))
+    db_api.remove_host(args.compute_host)
+    print("removed %s" % args.compute_host)
+
+
+def host_check(conf, args):
+    from poolmgr.xenapi import inspect as xinspect
+    host = _get_host(args.compute_host)
+    report = xinspect.check_host(conf, host["xapi_url"])
+    _emit(args, report, lambda: views.record_table(report))
+    if not report.get("ok"):
+        return EXIT_FAILED
+
+
+def _get_host(name):
+    try:
+        return db_api.get_host(name)
+    except db_api.NotFound as exc:
+        raise CommandError(str(exc))
+
+
+# ---------------------------------------------------------------------------
+# pool
+# ---------------------------------------------------------------------------
+
+def _find_aggregate(ref):
+    try:
+        return db_api.find_aggregate(ref)
+    except db_api.NotFound as exc:
+        raise CommandError(str(exc))
+
+
+def pool_list(conf, args):
+    pools = views.all_pool_views()
+    _emit(args, pools, lambda: views.pool_list_table(pools))
+
+
+def pool_show(conf, args):
+    agg = _find_aggregate(args.aggregate)
+    pool = views.pool_view(agg)
+    _emit(args, pool, lambda: views.pool_show_text(pool))
+
+
+def pool_history(conf, args):
+    agg = _find_aggregate(args.aggregate)
+    ops = [views.operation_view(o) for o in
+           db_api.list_operations(agg["id"], limit=args.limit)]
+    _emit(args, ops, lambda: views.history_table(ops))
+
+
+def pool_retry(conf, args):
+    agg = _find_aggregate(args.aggregate)
+    try:
+        cleared = db_api.retry_pool(agg["id"], args.host)
+    except db_api.NotFound as exc:
+        raise CommandError(str(exc))
+    print("aggregate %s: %d member error(s) cleared; the engine will try "
+          "again" % (agg["id"], cleared))
+
+
+def pool_plan(conf, args):
+    from poolmgr import reconciler
+    agg = _find_aggregate(args.aggregate)
+    plan = reconciler.Reconciler(conf).plan_pool(agg["id"])
+    data = views.plan_view(plan)
+    _emit(args, data, lambda: views.plan_text(data))
+    return EXIT_FAILED if data.get("failures") else EXIT_OK
+
+
+def pool_sync(conf, args):
+    from poolmgr import reconciler
+    agg = _find_aggregate(args.aggregate)
+    engine = reconciler.Reconciler(conf)
+    db_api.mark_due(agg["id"])
+    if not args.wait:
+        print("aggregate %s marked for reconciliation" % agg["id"])
+        return EXIT_OK
+    seen = set()
+
+    def progress(op):
+        if op["id"] in seen and op["status"] == db_api.OP_STARTED:
+            return
+        seen.add(op["id"])
+        print(views.progress_line(op), flush=True)
+
+    result = engine.reconcile_pool(agg["id"], progress=progress)
+    pool = views.pool_view(db_api.find_aggregate(agg["id"]))
+    print(views.pool_show_text(pool))
+    return EXIT_OK if getattr(result, "converged", False) else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------------
+# events, status
+# ---------------------------------------------------------------------------
+
+def events_list(conf, args):
+    rows = [views.notification_view(n) for n in
+            db_api.list_notifications(limit=args.limit, outcome=args.outcome)]
+    _emit(args, rows, lambda: views.events_table(rows))
+
+
+def status(conf, args):
+    data = views.status_view()
+    _emit(args, data, lambda: views.status_text(data))
+
+
+# ---------------------------------------------------------------------------
+# argument parsing
+# ---------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, "%s: error: %s\n" % (self.prog, message))
+
+
+def _format_arg(parser):
+    parser.add_argument("--format", choices=("table", "json"),
+                        default="table", help="output format")
+
+
+def build_parser():
+    parser = _Parser(prog="poolmgr-manage",
+                     description="Operate poolmgr: schema, host inventory, "
+                                 "pools, notifications.")
+    parser.add_argument("--config-file", action="append", default=[],
+                        metavar="FILE", help="poolmgr configuration file "
+                        "(repeatable; default: /etc/poolmgr/poolmgr.conf)")
+    parser.add_argument("--debug", action="store_true",
+                        help="log at DEBUG on stderr")
+    categories = parser.add_subparsers(dest="category", metavar="CATEGORY",
+                                       parser_class=_Parser)
+    categories.required = True
+
+    db = categories.add_parser("db", help="database schema")
+    db_cmds = db.add_subparsers(dest="action", metavar="ACTION",
+                                parser_class=_Parser)
+    db_cmds.required = True
+    db_cmds.add_parser("sync", help="create or upgrade the schema"
+                       ).set_defaults(func=db_sync)
+    db_cmds.add_parser("version", help="print the schema revision"
+                       ).set_defaults(func=db_version)
+
+    host = categories.add_parser("host", help="host inventory")
+    host_cmds = host.add_subparsers(dest="action", metavar="ACTION",
+                                    parser_class=_Parser)
+    host_cmds.required = True
+    p = host_cmds.add_parser("register",
+                             help="map a Nova compute host to its xapi URL")
+    p.add_argument("compute_host", metavar="COMPUTE_HOST")
+    p.add_argument("xapi_url", metavar="XAPI_URL")
+    p.set_defaults(func=host_register)
+    p = host_cmds.add_parser("list", help="list registered hosts")
+    _format_arg(p)
+    p.set_defaults(func=host_list)
+    p = host_cmds.add_parser("show", help="show one registered host")
+    p.add_argument("compute_host", metavar="COMPUTE_HOST")
+    _format_arg(p)
+    p.set_defaults(func=host_show)
+    p = host_cmds.add_parser("remove", help="forget a registered host")
+    p.add_argument("compute_host", metavar="COMPUTE_HOST")
+    p.add_argument("--force", action="store_true",
+                   help="remove even if it is a pool member")
+    p.set_defaults(func=host_remove)
+    p = host_cmds.add_parser("check", help="reach the host's xapi: "
+                             "credentials, TLS, version, pool, running VMs")
+    p.add_argument("compute_host", metavar="COMPUTE_HOST")
+    _format_arg(p)
+    p.set_defaults(func=host_check)
+
+    pool = categories.add_parser("pool", help="pools (flagged aggregates)")
+    pool_cmds = pool.add_subparsers(dest="action", metavar="ACTION",
+                                    parser_class=_Parser)
+    pool_cmds.required = True
+    p = pool_cmds.add_parser("list", help="every pool at a glance")
+    _format_arg(p)
+    p.set_defaults(func=pool_list)
+    for name, func, text in (
+            ("show", pool_show, "one pool: members, SRs, readiness"),
+            ("plan", pool_plan, "dry run: the xapi calls the engine would "
+                                "make and every failing check"),
+            ("history", pool_history, "the journal, newest first")):
+        p = pool_cmds.add_parser(name, help=text)
+        p.add_argument("aggregate", metavar="AGGREGATE",
+                       help="aggregate id, uuid or name")
+        _format_arg(p)
+        if name == "history":
+            p.add_argument("--limit", type=_positive_int, default=50)
+        p.set_defaults(func=func)
+    p = pool_cmds.add_parser("sync", help="reconcile now")
+    p.add_argument("aggregate", metavar="AGGREGATE")
+    p.add_argument("--wait", action="store_true",
+                   help="run the pass here, print each step, exit 0 when "
+                        "converged and 1 when not")
+    p.set_defaults(func=pool_sync, format="table")
+    p = pool_cmds.add_parser("retry", help="clear errors so the engine "
+                             "tries again")
+    p.add_argument("aggregate", metavar="AGGREGATE")
+    p.add_argument("host", metavar="HOST", nargs="?",
+                   help="only this member (default: all in error)")
+    p.set_defaults(func=pool_retry, format="table")
+
+    ev = categories.add_parser("events", help="notifications received")
+    ev_cmds = ev.add_subparsers(dest="action", metavar="ACTION",
+                                parser_class=_Parser)
+    ev_cmds.required = True
+    p = ev_cmds.add_parser("list", help="recent notifications and outcome")
+    p.add_argument("--limit", type=_positive_int, default=50)
+    p.add_argument("--outcome", choices=(db_api.APPLIED, db_api.DUPLICATE,
+                                         db_api.STALE, db_api.RECORDED,
+                                         db_api.IGNORED, db_api.REJECTED))
+    _format_arg(p)
+    p.set_defaults(func=events_list)
+
+    p = categories.add_parser("status", help="the daemon's view: last "
+                              "event, pools by state, errors")
+    _format_arg(p)
+    p.set_defaults(func=status)
+    return parser
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _database_target(conf):
+    return utils.mask_url(conf.database.connection or "")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    conf_argv = []
+    for path in args.config_file:
+        conf_argv += ["--config-file", path]
+    try:
+        conf = service.prepare_service(conf_argv, setup_logging=False)
+    except Exception as exc:  # noqa: BLE001 - oslo.config raises many types
+        print("poolmgr-manage: configuration error: %s" %
+              strutils.mask_password(str(exc)), file=sys.stderr)
+        return EXIT_USAGE
+    logging.set_defaults(default_log_levels=service._DEFAULT_LOG_LEVELS)
+    conf.set_override("debug", args.debug)
+    conf.set_override("use_stderr", True)
+    logging.setup(conf, "poolmgr-manage")
+    if not conf.database.connection:
+        print("poolmgr-manage: [database] connection is not set (pass "
+              "--config-file)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        # NOTE(fail-fast): an operator wants one clear line now, not oslo.db's
+        # ten startup retries.
+        db_api.configure(conf, max_retries=0)
+        result = args.func(conf, args)
+    except UsageError as exc:
+        print("poolmgr-manage: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    except CommandError as exc:
+        print("poolmgr-manage: %s" % exc, file=sys.stderr)
+        return EXIT_FAILED
+    except (db_exc.DBConnectionError, sqlalchemy.exc.OperationalError,
+            db_exc.DBError) as exc:
+        reason = getattr(exc, "inner_exception", None) or exc
+        print("poolmgr-manage: database %s: %s" % (
+            _database_target(conf),
+            utils.mask_url(str(reason).splitlines()[0])),
+            file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - never a traceback for operators
+        LOG.debug("command failed", exc_info=True)
+        print("poolmgr-manage: %s: %s" % (
+            type(exc).__name__, strutils.mask_password(str(exc))),
+            file=sys.stderr)
+        return EXIT_FAILED
+    return result or EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
