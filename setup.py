@@ -39,6 +39,8 @@ setuptools.setup(
             "pytest>=7.0",
             "hypothesis>=6.0",
             "ruff>=0.4",
+            "docutils>=0.18",
+            "kombu>=5.0",
         ],
     },
     entry_points={
