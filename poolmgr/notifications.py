@@ -1,0 +1,452 @@
+"""Nova aggregate notifications: strict parsing and the intake endpoint.
+
+Two formats arrive (nova.md section 11): legacy ``aggregate.addhost.end``
+with a delta payload and publisher ``aggregate.<id>``, and versioned
+``aggregate.add_host.end`` whose ``AggregatePayload`` carries the whole
+aggregate. Both become one :class:`poolmgr.events.AggregateEvent`.
+
+Anything that does not match what Nova sends is a poison message: it is
+logged with its message_id, stored as rejected and acked, because
+requeueing it would only bring it back forever. Only a database that
+cannot be reached leads to a requeue, after a pause.
+"""
+
+import datetime
+import re
+import time
+
+from oslo_db import exception as db_exc
+from oslo_log import log as logging
+import oslo_messaging
+from oslo_messaging.notify import dispatcher as notify_dispatcher
+
+from poolmgr.db import api as db_api
+from poolmgr import events
+
+LOG = logging.getLogger(__name__)
+
+HANDLED = oslo_messaging.NotificationResult.HANDLED
+REQUEUE = oslo_messaging.NotificationResult.REQUEUE
+
+# Outcome of a message that never reaches the database (not ours to store).
+SKIPPED = "skipped"
+
+_LEGACY_KINDS = {
+    "create": events.CREATE,
+    "delete": events.DELETE,
+    "addhost": events.ADD_HOST,
+    "removehost": events.REMOVE_HOST,
+    "updatemetadata": events.UPDATE_METADATA,
+    "updateprop": events.UPDATE_PROP,
+}
+_VERSIONED_KINDS = {kind: kind for kind in events.KINDS}
+# NOTE(cache_images): versioned-only notifications about image
+# pre-caching; valid Nova traffic that says nothing about membership.
+_VERSIONED_IGNORED = {"cache_images"}
+_PHASES = (events.START, events.END)
+
+_PAYLOAD_NAME = "AggregatePayload"
+_PAYLOAD_MAJOR = 1
+
+# Column sizes of the tables the event lands in, and Nova's own limits.
+_MAX_ID = 2 ** 31 - 1
+_MAX_NAME = 255
+_MAX_MESSAGE_ID = 64
+_MAX_UUID = 36
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
+_DIGITS = re.compile(r"^[0-9]{1,10}$")
+
+
+class InvalidNotification(ValueError):
+    """The message is not an aggregate notification Nova could have sent."""
+
+
+# ---------------------------------------------------------------------------
+# Field checks
+# ---------------------------------------------------------------------------
+
+def _string(value, what, max_len=_MAX_NAME, allow_empty=False):
+    if not isinstance(value, str):
+        raise InvalidNotification("%s must be a string, not %s"
+                                  % (what, type(value).__name__))
+    if not value and not allow_empty:
+        raise InvalidNotification("%s is empty" % what)
+    if len(value) > max_len:
+        raise InvalidNotification("%s is longer than %d characters"
+                                  % (what, max_len))
+    if "\x00" in value:
+        raise InvalidNotification("%s contains a NUL character" % what)
+    return value
+
+
+def _aggregate_id(value, what="aggregate id", allow_string=False):
+    # NOTE(types): bool is an int in Python; Nova never sends one as an id.
+    if isinstance(value, bool):
+        raise InvalidNotification("%s must be an integer, not bool" % what)
+    if isinstance(value, str) and allow_string:
+        # NOTE(legacy-id): delete/addhost/removehost pass the id straight
+        # from the REST URL, so it arrives as "1"; only plain digits count.
+        if not _DIGITS.match(value):
+            raise InvalidNotification("%s %r is not a number" % (what, value))
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidNotification("%s must be an integer, not %s"
+                                  % (what, type(value).__name__))
+    if not 1 <= value <= _MAX_ID:
+        raise InvalidNotification("%s %d is out of range" % (what, value))
+    return value
+
+
+def _host_list(value):
+    if not isinstance(value, list):
+        raise InvalidNotification("hosts must be a list, not %s"
+                                  % type(value).__name__)
+    hosts = tuple(_string(h, "host name") for h in value)
+    if len(set(hosts)) != len(hosts):
+        raise InvalidNotification("hosts lists a host twice")
+    return hosts
+
+
+def _metadata(value, what, allow_null_values=False):
+    if not isinstance(value, dict):
+        raise InvalidNotification("%s must be an object, not %s"
+                                  % (what, type(value).__name__))
+    result = {}
+    for key, item in value.items():
+        _string(key, "%s key" % what)
+        if item is None and allow_null_values:
+            result[key] = None
+        else:
+            result[key] = _string(item, "%s value of %r" % (what, key),
+                                  allow_empty=True)
+    return result
+
+
+def parse_timestamp(value):
+    """Nova's ``str(utcnow())``: naive UTC, microseconds optional."""
+    if not isinstance(value, str):
+        raise InvalidNotification("timestamp must be a string")
+    match = _TIMESTAMP.match(value)
+    if match is None:
+        raise InvalidNotification("timestamp %r is not YYYY-MM-DD HH:MM:SS"
+                                  % value[:64])
+    parts = [int(p) for p in match.groups()[:6]]
+    micro = int((match.group(7) or "0").ljust(6, "0"))
+    try:
+        return datetime.datetime(*parts, microsecond=micro)
+    except ValueError as exc:
+        raise InvalidNotification("timestamp %r: %s" % (value, exc)) from None
+
+
+def _split_event_type(event_type):
+    _string(event_type, "event_type")
+    parts = event_type.split(".")
+    if len(parts) != 3 or parts[0] != "aggregate":
+        raise InvalidNotification("unknown event type %r" % event_type[:255])
+    return parts[1], parts[2]
+
+
+def _is_versioned(payload):
+    return any(isinstance(k, str) and k.startswith("nova_object.")
+               for k in payload)
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------
+
+def parse_notification(publisher_id, event_type, payload, metadata,
+                       ctxt=None):
+    """Turn one notification into an AggregateEvent.
+
+    Returns None for valid notifications poolmgr has no use for
+    (``aggregate.cache_images.*``). Raises InvalidNotification for
+    everything Nova would not send.
+    """
+    if not isinstance(metadata, dict):
+        raise InvalidNotification("message metadata is missing")
+    message_id = _string(metadata.get("message_id"), "message_id",
+                         max_len=_MAX_MESSAGE_ID)
+    timestamp = parse_timestamp(metadata.get("timestamp"))
+    publisher_id = _string(publisher_id, "publisher_id")
+    action, phase = _split_event_type(event_type)
+    if not isinstance(payload, dict):
+        raise InvalidNotification("payload must be an object, not %s"
+                                  % type(payload).__name__)
+    common = dict(message_id=message_id, event_type=event_type,
+                  publisher_id=publisher_id, timestamp=timestamp,
+                  request_id=_request_id(ctxt))
+    if _is_versioned(payload):
+        return _parse_versioned(action, phase, payload, common)
+    return _parse_legacy(action, phase, payload, common)
+
+
+def _request_id(ctxt):
+    if isinstance(ctxt, dict):
+        value = ctxt.get("request_id")
+        if isinstance(value, str) and len(value) <= _MAX_NAME:
+            return value
+    return None
+
+
+def _parse_versioned(action, phase, payload, common):
+    if action in _VERSIONED_IGNORED:
+        return None
+    if action not in _VERSIONED_KINDS:
+        raise InvalidNotification("unknown versioned action %r" % action)
+    if phase not in _PHASES:
+        raise InvalidNotification("unknown phase %r" % phase)
+    name = payload.get("nova_object.name")
+    if name != _PAYLOAD_NAME:
+        raise InvalidNotification("payload is %r, not %s"
+                                  % (str(name)[:64], _PAYLOAD_NAME))
+    if payload.get("nova_object.namespace") != "nova":
+        raise InvalidNotification("payload namespace is not nova")
+    version = payload.get("nova_object.version")
+    if not isinstance(version, str) or not re.match(r"^\d+\.\d+$", version):
+        raise InvalidNotification("payload version %r is not MAJOR.MINOR"
+                                  % str(version)[:16])
+    # NOTE(versions): Nova only adds fields in a minor bump, so any 1.x
+    # reads like 1.1; a new major version could change meaning and is
+    # refused until poolmgr learns it.
+    if int(version.split(".")[0]) != _PAYLOAD_MAJOR:
+        raise InvalidNotification("AggregatePayload version %s is not 1.x"
+                                  % version)
+    data = payload.get("nova_object.data")
+    if not isinstance(data, dict):
+        raise InvalidNotification("nova_object.data must be an object")
+    kind = _VERSIONED_KINDS[action]
+    for field in ("id", "uuid", "name", "hosts", "metadata"):
+        if field not in data:
+            raise InvalidNotification("payload lacks %s" % field)
+    if data["id"] is None:
+        # NOTE(create-start): AggregatePayload 1.1 made id nullable for
+        # create.start only, which is sent before the row exists.
+        if (kind, phase) != (events.CREATE, events.START):
+            raise InvalidNotification("aggregate id is null on %s.%s"
+                                      % (action, phase))
+        aggregate_id = None
+    else:
+        aggregate_id = _aggregate_id(data["id"])
+    hosts = None if data["hosts"] is None else _host_list(data["hosts"])
+    metadata = (None if data["metadata"] is None
+                else _metadata(data["metadata"], "metadata"))
+    return events.AggregateEvent(
+        kind=kind, phase=phase, versioned=True, aggregate_id=aggregate_id,
+        uuid=_string(data["uuid"], "uuid", max_len=_MAX_UUID),
+        name=_string(data["name"], "name"), hosts=hosts, metadata=metadata,
+        **common)
+
+
+def _parse_legacy(action, phase, payload, common):
+    if action not in _LEGACY_KINDS:
+        raise InvalidNotification("unknown legacy action %r" % action)
+    if phase not in _PHASES:
+        raise InvalidNotification("unknown phase %r" % phase)
+    kind = _LEGACY_KINDS[action]
+    if not common["publisher_id"].startswith("aggregate."):
+        raise InvalidNotification("legacy publisher_id %r is not "
+                                  "aggregate.<id>" % common["publisher_id"])
+    fields = {}
+    if "aggregate_id" in payload:
+        fields["aggregate_id"] = _aggregate_id(payload["aggregate_id"],
+                                               allow_string=True)
+    elif (kind, phase) != (events.CREATE, events.START):
+        raise InvalidNotification("payload lacks aggregate_id")
+    if kind == events.CREATE or "name" in payload:
+        if "name" not in payload:
+            raise InvalidNotification("payload lacks name")
+        fields["name"] = _string(payload["name"], "name")
+    if "uuid" in payload:
+        fields["uuid"] = _string(payload["uuid"], "uuid", max_len=_MAX_UUID)
+    if kind in (events.ADD_HOST, events.REMOVE_HOST):
+        if "host_name" not in payload:
+            raise InvalidNotification("payload lacks host_name")
+        fields["host"] = _string(payload["host_name"], "host_name")
+    if kind == events.UPDATE_METADATA and "meta_data" not in payload:
+        raise InvalidNotification("payload lacks meta_data")
+    if "meta_data" in payload and kind in (events.CREATE,
+                                           events.UPDATE_METADATA,
+                                           events.UPDATE_PROP):
+        # NOTE(delta): legacy metadata is the changed keys only, and a
+        # null value means the key was deleted.
+        fields["metadata_delta"] = _metadata(payload["meta_data"],
+                                             "meta_data",
+                                             allow_null_values=True)
+    return events.AggregateEvent(kind=kind, phase=phase, versioned=False,
+                                 **fields, **common)
+
+
+# ---------------------------------------------------------------------------
+# The endpoint
+# ---------------------------------------------------------------------------
+
+# NOTE(transient): only a database that cannot answer now is worth a
+# retry; data and constraint errors would fail the same way forever.
+_PERMANENT_DB_ERRORS = (db_exc.DBDataError, db_exc.DBReferenceError,
+                        db_exc.DBInvalidUnicodeParameter,
+                        db_exc.DBDuplicateEntry)
+
+
+def _is_transient(exc):
+    if isinstance(exc, _PERMANENT_DB_ERRORS):
+        return False
+    if isinstance(exc, db_exc.DBError):
+        return True
+    # NOTE(driver-errors): errors raised outside oslo.db's filters (the
+    # engine cannot be built, a socket dies) mean the same thing.
+    import sqlalchemy.exc as sa_exc
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError,
+                            sa_exc.TimeoutError, ConnectionError))
+
+
+def _describe(value, size=255):
+    """A short printable form of something untrusted, for log lines."""
+    if isinstance(value, str):
+        return value[:size]
+    return None if value is None else repr(value)[:size]
+
+
+class AggregateEndpoint:
+    """Receives ``aggregate.*`` INFO notifications, legacy and versioned.
+
+    ``info`` never raises: the oslo dispatcher would turn an exception into
+    a requeue, and a message that failed once fails again.
+    """
+
+    filter_rule = oslo_messaging.NotificationFilter(
+        event_type=r"^aggregate\.")
+
+    def __init__(self, requeue_delay=2.0, record_event=None,
+                 record_rejected=None, sleep=time.sleep):
+        self.requeue_delay = requeue_delay
+        self._record_event = record_event or db_api.record_event
+        self._record_rejected = record_rejected or db_api.record_rejected
+        self._sleep = sleep
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        result, _outcome = self.process(ctxt, publisher_id, event_type,
+                                        payload, metadata)
+        return result
+
+    def process(self, ctxt, publisher_id, event_type, payload, metadata):
+        """Handle one message; return (HANDLED|REQUEUE, outcome)."""
+        message_id = (metadata.get("message_id")
+                      if isinstance(metadata, dict) else None)
+        try:
+            event = parse_notification(publisher_id, event_type, payload,
+                                       metadata, ctxt)
+        except InvalidNotification as exc:
+            return self.reject(message_id, event_type, publisher_id,
+                               str(exc))
+        except Exception as exc:  # noqa: BLE001 - a parser bug is poison too
+            LOG.exception("Parser failed on notification %s",
+                          _describe(message_id))
+            return self.reject(message_id, event_type, publisher_id,
+                               "parser error: %s" % type(exc).__name__)
+        if event is None:
+            LOG.debug("Ignoring %s notification %s", event_type, message_id)
+            return HANDLED, SKIPPED
+        try:
+            outcome = self._record_event(event)
+        except Exception as exc:  # noqa: BLE001 - see _is_transient
+            if _is_transient(exc):
+                return self._requeue(message_id, event_type, exc)
+            LOG.exception("Could not store notification %s (%s)",
+                          message_id, event_type)
+            return self.reject(message_id, event_type, publisher_id,
+                               "could not be stored: %s" % type(exc).__name__)
+        LOG.debug("Notification %s %s for aggregate %s: %s", message_id,
+                  event_type, event.aggregate_id, outcome)
+        return HANDLED, outcome
+
+    def reject(self, message_id, event_type, publisher_id, reason):
+        """Log, store as rejected and ack a message that cannot be used."""
+        LOG.warning("Rejected notification %s (event_type %s, publisher %s):"
+                    " %s", _describe(message_id, 64), _describe(event_type),
+                    _describe(publisher_id), reason)
+        try:
+            self._record_rejected(
+                message_id if isinstance(message_id, str) else None,
+                _describe(event_type), _describe(publisher_id), reason)
+        except Exception as exc:  # noqa: BLE001
+            if _is_transient(exc):
+                # NOTE(count): requeue so the rejection is still counted once
+                # the database is back; the message fails parsing again then.
+                return self._requeue(message_id, event_type, exc)
+            LOG.exception("Could not record rejected notification %s",
+                          _describe(message_id, 64))
+        return HANDLED, db_api.REJECTED
+
+    def _requeue(self, message_id, event_type, exc):
+        LOG.warning("Database unavailable (%s); requeueing notification %s "
+                    "(%s) in %.1fs", type(exc).__name__,
+                    _describe(message_id, 64), _describe(event_type),
+                    self.requeue_delay)
+        # NOTE(requeue): a requeued message goes back to the head of the
+        # queue and is redelivered at once; without this pause a database
+        # outage would turn the intake into a busy loop.
+        self._sleep(self.requeue_delay)
+        return REQUEUE, "requeued"
+
+
+class PoisonSafeDispatcher(notify_dispatcher.NotificationDispatcher):
+    """oslo's dispatcher, minus the requeue loop on undecodable messages.
+
+    oslo.messaging reads ``priority`` with ``.lower()`` and the message with
+    ``.get()`` before any endpoint runs; a message whose priority is null or
+    a number raises there, the listener answers REQUEUE, and with
+    ``allow_requeue=True`` the broker hands it back forever.
+    """
+
+    def __init__(self, endpoints, serializer=None, on_poison=None):
+        super().__init__(endpoints, serializer)
+        self._on_poison = on_poison
+
+    def dispatch(self, incoming):
+        try:
+            return super().dispatch(incoming)
+        except Exception as exc:  # noqa: BLE001 - endpoints never raise
+            message = getattr(incoming, "message", None)
+            if not isinstance(message, dict):
+                message = {}
+            event_type = message.get("event_type")
+            LOG.warning("Dropping undecodable message %s (event_type %s): %s",
+                        _describe(message.get("message_id"), 64),
+                        _describe(event_type), type(exc).__name__)
+            if (self._on_poison is not None and isinstance(event_type, str)
+                    and event_type.startswith("aggregate.")):
+                result, _ = self._on_poison(
+                    message.get("message_id"), event_type,
+                    message.get("publisher_id"),
+                    "undecodable message: %s" % type(exc).__name__)
+                return result
+            return HANDLED
+
+
+def build_listener(transport, conf, endpoint=None):
+    """The intake's notification listener, not started.
+
+    One target per configured topic on the configured exchange, all bound
+    to the queue named by ``[notifications] pool``.
+    """
+    if endpoint is None:
+        endpoint = AggregateEndpoint(
+            requeue_delay=conf.notifications.requeue_delay)
+    targets = [oslo_messaging.Target(topic=topic,
+                                     exchange=conf.notifications.exchange)
+               for topic in conf.notifications.topics]
+    # NOTE(pool): our own queue, so poolmgr never competes with ceilometer
+    # or another consumer of notifications.info for the same messages.
+    # NOTE(requeue): allow_requeue=True or a REQUEUE during a database
+    # outage would silently turn into an ack, i.e. a lost notification.
+    # NOTE(executor): oslo.messaging's default executor is threading; the
+    # explicit argument is deprecated.
+    listener = oslo_messaging.get_notification_listener(
+        transport, targets, [endpoint], allow_requeue=True,
+        pool=conf.notifications.pool)
+    listener.dispatcher = PoisonSafeDispatcher([endpoint],
+                                               on_poison=endpoint.reject)
+    return listener
