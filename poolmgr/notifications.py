@@ -19,6 +19,7 @@ from oslo_db import exception as db_exc
 from oslo_log import log as logging
 import oslo_messaging
 from oslo_messaging.notify import dispatcher as notify_dispatcher
+from sqlalchemy import exc as sa_exc
 
 from poolmgr.db import api as db_api
 from poolmgr import events
@@ -290,14 +291,22 @@ _PERMANENT_DB_ERRORS = (db_exc.DBDataError, db_exc.DBReferenceError,
                         db_exc.DBDuplicateEntry)
 
 
+# MySQL "table doesn't exist": oslo.db re-raises it unwrapped.
+_MYSQL_NO_SUCH_TABLE = 1146
+
+
 def _is_transient(exc):
     if isinstance(exc, _PERMANENT_DB_ERRORS):
         return False
     if isinstance(exc, db_exc.DBError):
         return True
     # NOTE(driver-errors): errors raised outside oslo.db's filters (the
-    # engine cannot be built, a socket dies) mean the same thing.
-    import sqlalchemy.exc as sa_exc
+    # engine cannot be built, a socket dies) mean the same thing. A missing
+    # table means `poolmgr-manage db sync` has not run yet: wait for it
+    # rather than drop what Nova sent.
+    if isinstance(exc, sa_exc.ProgrammingError):
+        args = getattr(exc.orig, "args", ())
+        return bool(args) and args[0] == _MYSQL_NO_SUCH_TABLE
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError,
                             sa_exc.TimeoutError, ConnectionError))
 

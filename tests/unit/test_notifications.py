@@ -699,3 +699,17 @@ def test_fakenova_refuses_like_nova_after_the_start_notifications():
         "aggregate.addhost.start", "aggregate.add_host.start"]
     with pytest.raises(fakenova.AggregateError):
         nova.delete(agg)
+
+
+def test_missing_schema_is_waited_for_not_rejected():
+    from sqlalchemy import exc as sa_exc
+
+    class NoTable(Exception):
+        args = (1146, "Table 'poolmgr.notifications' doesn't exist")
+
+    error = sa_exc.ProgrammingError("SELECT 1", {}, NoTable())
+    recorder = Recorder(event_error=error)
+    endpoint, sleeps = endpoint_for(recorder, delay=0.5)
+    result = deliver(endpoint, load_sample("aggregate-add_host-end.json"))
+    assert result == notifications.REQUEUE
+    assert sleeps == [0.5]
