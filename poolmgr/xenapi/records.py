@@ -1,0 +1,133 @@
+"""A whole xapi pool as plain data, read from its master in one go.
+
+No I/O here: ``operations.read_pool`` fills a ``PoolSnapshot`` from
+``event.from`` (or ``get_all_records``), and the planner, preflight and
+readiness read it. Tests build snapshots by hand from dicts shaped exactly
+like xapi's records (reference/xapi.md §6).
+"""
+
+import dataclasses
+import urllib.parse
+
+NULL_REF = "OpaqueRef:NULL"
+
+# The classes one read fetches, as event.from spells them.
+CLASSES = ("pool", "host", "host_metrics", "sr", "pbd", "vm")
+
+
+def as_bool(value):
+    """xapi booleans arrive as bool over XML-RPC; tolerate strings too."""
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return bool(value)
+
+
+@dataclasses.dataclass
+class PoolSnapshot:
+    """Every record of one pool that poolmgr needs, keyed by ref."""
+
+    pool_ref: str
+    pool: dict
+    hosts: dict
+    host_metrics: dict = dataclasses.field(default_factory=dict)
+    srs: dict = dataclasses.field(default_factory=dict)
+    pbds: dict = dataclasses.field(default_factory=dict)
+    vms: dict = dataclasses.field(default_factory=dict)
+    url: str = None
+
+    @classmethod
+    def from_records(cls, pools, hosts, host_metrics=None, srs=None,
+                     pbds=None, vms=None, url=None):
+        if len(pools) != 1:
+            raise ValueError("expected exactly one pool, got %d" % len(pools))
+        pool_ref, pool = next(iter(pools.items()))
+        return cls(pool_ref=pool_ref, pool=dict(pool), hosts=dict(hosts),
+                   host_metrics=dict(host_metrics or {}), srs=dict(srs or {}),
+                   pbds=dict(pbds or {}), vms=dict(vms or {}), url=url)
+
+    # -- pool ---------------------------------------------------------------
+
+    @property
+    def name_label(self):
+        return self.pool.get("name_label", "")
+
+    @property
+    def uuid(self):
+        return self.pool.get("uuid")
+
+    @property
+    def master_ref(self):
+        return self.pool.get("master")
+
+    @property
+    def master(self):
+        return self.hosts.get(self.master_ref, {})
+
+    @property
+    def master_uuid(self):
+        return self.master.get("uuid")
+
+    # -- hosts --------------------------------------------------------------
+
+    def host_ref_by_uuid(self, uuid):
+        for ref, rec in self.hosts.items():
+            if uuid and rec.get("uuid") == uuid:
+                return ref
+        return None
+
+    def host_ref_by_address(self, address):
+        for ref, rec in self.hosts.items():
+            if address and address in (rec.get("address"),
+                                       rec.get("hostname")):
+                return ref
+        return None
+
+    def host_live(self, host_ref):
+        metrics_ref = self.hosts.get(host_ref, {}).get("metrics")
+        metrics = self.host_metrics.get(metrics_ref)
+        return bool(metrics) and as_bool(metrics.get("live"))
+
+    def host_enabled(self, host_ref):
+        return as_bool(self.hosts.get(host_ref, {}).get("enabled"))
+
+    def resident_vms(self, host_ref):
+        """Guest VMs on the host that are not halted (what blocks eject)."""
+        return [vm for vm in self._guests()
+                if vm.get("resident_on") == host_ref
+                and vm.get("power_state") != "Halted"]
+
+    def running_vms(self, host_ref=None):
+        """Guest VMs in power state Running (what blocks pool.join)."""
+        return [vm for vm in self._guests()
+                if vm.get("power_state") == "Running"
+                and (host_ref is None or vm.get("resident_on") == host_ref)]
+
+    def vms_with_current_operations(self):
+        return [vm for vm in self._guests() if vm.get("current_operations")]
+
+    def _guests(self):
+        return [vm for vm in self.vms.values()
+                if not as_bool(vm.get("is_control_domain"))
+                and not as_bool(vm.get("is_a_template"))
+                and not as_bool(vm.get("is_a_snapshot"))]
+
+    # -- storage ------------------------------------------------------------
+
+    def shared_srs(self):
+        """{ref: record} of shared SRs that carry VM disks (not ISO/tools)."""
+        return {ref: sr for ref, sr in self.srs.items()
+                if as_bool(sr.get("shared"))
+                and not as_bool(sr.get("is_tools_sr"))
+                and sr.get("content_type") != "iso"
+                and sr.get("type") != "iso"}
+
+    def pbd_for(self, host_ref, sr_ref):
+        for ref, pbd in self.pbds.items():
+            if pbd.get("host") == host_ref and pbd.get("SR") == sr_ref:
+                return ref, pbd
+        return None, None
+
+
+def url_host(url):
+    """The host part of an xapi URL (address or name), without port."""
+    return urllib.parse.urlsplit(url).hostname if url else None

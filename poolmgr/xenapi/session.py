@@ -1,0 +1,245 @@
+"""One xapi session helper: login, TLS, timeouts, HOST_IS_SLAVE, errors.
+
+Wraps the PyPI ``XenAPI`` client (XML-RPC). Every failure leaves here as a
+``poolmgr.xenapi.errors.XapiError`` carrying xapi's code and params, so the
+engine has one error family to classify (transient or permanent).
+"""
+
+import http.client
+import socket
+import ssl
+import threading
+import urllib.parse
+import xmlrpc.client
+
+from oslo_log import log as logging
+import XenAPI
+
+from poolmgr import utils
+from poolmgr.xenapi import errors
+
+LOG = logging.getLogger(__name__)
+
+ORIGINATOR = "poolmgr"
+# NOTE(redirects): one hop reaches the master; a second covers a master
+# that changed while we were being redirected. More means a loop.
+MAX_REDIRECTS = 3
+
+
+def swap_xapi_host(url, address):
+    """``url`` with its host replaced by ``address``; scheme, port, path kept.
+
+    As nova's swap_xapi_host (test_swapping, test_no_port, test_no_path),
+    but on the parsed netloc so a user:password@ part or an address that
+    also appears in the path are not mangled.
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    userinfo, _, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):
+        port = hostport[hostport.index("]") + 1:]
+    else:
+        host, sep, port = hostport.partition(":")
+        port = sep + port
+    if ":" in address and not address.startswith("["):
+        address = "[%s]" % address
+    new_netloc = (userinfo + "@" if userinfo else "") + address + port
+    return urllib.parse.urlunsplit(parts._replace(netloc=new_netloc))
+
+
+class _TimeoutTransport(xmlrpc.client.Transport):
+    def __init__(self, timeout):
+        super().__init__()
+        self._timeout = timeout
+
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = self._timeout
+        return conn
+
+
+class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
+    def __init__(self, timeout, context):
+        super().__init__(context=context)
+        self._timeout = timeout
+
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = self._timeout
+        return conn
+
+
+def _make_transport(url, timeout, verify, ca_file):
+    if urllib.parse.urlsplit(url).scheme == "https":
+        if verify:
+            context = ssl.create_default_context(cafile=ca_file)
+        else:
+            # NOTE(tls): only when an operator turned [xenserver] verify_tls
+            # off for lab hosts with self-signed certificates.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return _TimeoutSafeTransport(timeout, context)
+    return _TimeoutTransport(timeout)
+
+
+class XapiSession:
+    """A logged-in session to one host, re-established when needed.
+
+    ``follow_master``: on HOST_IS_SLAVE (at login or on a call), move to
+    the master the slave names and carry on there. Sessions used to read or
+    mutate a pool follow; sessions used to look at one particular host (a
+    joiner, an ejected host) do not, so that "is a slave" stays visible.
+    """
+
+    def __init__(self, url, username, password, timeout=60.0, verify=True,
+                 ca_file=None, follow_master=True):
+        self.requested_url = url
+        self.url = url
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._verify = verify
+        self._ca_file = ca_file
+        self.follow_master = follow_master
+        self._xapi = None
+        self._lock = threading.RLock()
+
+    @property
+    def masked_url(self):
+        return utils.mask_url(self.url)
+
+    def _new_client(self):
+        return XenAPI.Session(self.url, transport=_make_transport(
+            self.url, self._timeout, self._verify, self._ca_file))
+
+    def login(self):
+        with self._lock:
+            for _ in range(MAX_REDIRECTS + 1):
+                client = self._new_client()
+                try:
+                    self._translate(client.login_with_password,
+                                    "session.login_with_password",
+                                    self._username, self._password, "1.0",
+                                    ORIGINATOR)
+                except errors.XapiError as exc:
+                    if exc.code == "HOST_IS_SLAVE" and self.follow_master \
+                            and exc.params:
+                        self._redirect(exc.params[0])
+                        continue
+                    raise
+                self._xapi = client
+                return self
+            raise errors.XapiError("HOST_IS_SLAVE", ["redirect loop"],
+                                   method="session.login_with_password",
+                                   url=self.masked_url)
+
+    def _redirect(self, address):
+        new_url = swap_xapi_host(self.url, address)
+        LOG.info("xapi at %s is a slave; following its master to %s",
+                 self.masked_url, utils.mask_url(new_url))
+        self.url = new_url
+        self._xapi = None
+
+    def call(self, method, *args):
+        """Call ``method`` ("pool.join", "event.from", ...) with ``args``."""
+        with self._lock:
+            for _ in range(MAX_REDIRECTS + 1):
+                if self._xapi is None:
+                    self.login()
+                target = self._xapi.xenapi
+                for part in method.split("."):
+                    target = getattr(target, part)
+                try:
+                    return self._translate(target, method, *args)
+                except errors.XapiError as exc:
+                    if exc.code == "HOST_IS_SLAVE" and self.follow_master \
+                            and exc.params:
+                        self._redirect(exc.params[0])
+                        continue
+                    if exc.code in ("SESSION_INVALID", "CONNECTION_FAILED"):
+                        # NOTE(restart): the host restarted (join, eject,
+                        # designate) or dropped us; log in afresh next time.
+                        self._xapi = None
+                    raise
+            raise errors.XapiError("HOST_IS_SLAVE", ["redirect loop"],
+                                   method=method, url=self.masked_url)
+
+    def _translate(self, fn, method, *args):
+        try:
+            return fn(*args)
+        except XenAPI.Failure as exc:
+            details = list(exc.details or ["UNKNOWN"])
+            raise errors.XapiError(details[0], details[1:], method=method,
+                                   url=self.masked_url) from None
+        except xmlrpc.client.Fault as exc:
+            # NOTE(fault): XenAPI.py raises Fault 500 after three
+            # SESSION_INVALID re-logins in a row, and 504 on a login timeout.
+            text = str(exc.faultString)
+            code = "SESSION_INVALID" if "valid session" in text else (
+                "TIMEOUT" if exc.faultCode == 504 else "XMLRPC_FAULT")
+            raise errors.XapiError(code, [text], method=method,
+                                   url=self.masked_url) from None
+        except xmlrpc.client.ProtocolError as exc:
+            raise errors.XapiError("PROTOCOL_ERROR",
+                                   [exc.errcode, exc.errmsg], method=method,
+                                   url=self.masked_url) from None
+        except ssl.SSLError as exc:
+            raise errors.XapiUnreachable(
+                "TLS: %s" % exc, method=method, url=self.masked_url,
+                code="TLS_ERROR") from None
+        except socket.timeout:
+            raise errors.XapiUnreachable("timed out", method=method,
+                                         url=self.masked_url,
+                                         code="TIMEOUT") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise errors.XapiUnreachable(
+                type(exc).__name__ + (": %s" % exc if str(exc) else ""),
+                method=method, url=self.masked_url) from None
+
+    def logout(self):
+        with self._lock:
+            client, self._xapi = self._xapi, None
+        if client is None:
+            return
+        try:
+            client.xenapi.session.logout()
+        except Exception:  # noqa: BLE001 - the host may be restarting
+            LOG.debug("logout from %s failed; ignored", self.masked_url)
+
+
+class SessionCache:
+    """Sessions kept per (URL, follow_master), built from [xenserver]."""
+
+    def __init__(self, conf):
+        self._conf = conf
+        self._sessions = {}
+        self._lock = threading.Lock()
+
+    def get(self, url, follow_master=True):
+        key = (url, follow_master)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                xs = self._conf.xenserver
+                session = XapiSession(
+                    url, xs.connection_username, xs.connection_password,
+                    timeout=xs.call_timeout, verify=xs.verify_tls,
+                    ca_file=xs.ca_file, follow_master=follow_master)
+                self._sessions[key] = session
+            return session
+
+    def fresh(self, url, follow_master=False, timeout=None):
+        """An uncached session (for short probes with their own timeout)."""
+        xs = self._conf.xenserver
+        return XapiSession(url, xs.connection_username,
+                           xs.connection_password,
+                           timeout=timeout or xs.call_timeout,
+                           verify=xs.verify_tls, ca_file=xs.ca_file,
+                           follow_master=follow_master)
+
+    def close(self):
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.logout()
