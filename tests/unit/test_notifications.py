@@ -347,6 +347,7 @@ def test_message_without_usable_id_or_timestamp_is_refused(case):
 class Recorder:
     def __init__(self, event_error=None, rejected_error=None):
         self.events = []
+        self.batches = []
         self.rejected = []
         self.event_error = event_error
         self.rejected_error = rejected_error
@@ -356,6 +357,10 @@ class Recorder:
             raise self.event_error
         self.events.append(event)
         return "applied"
+
+    def record_events(self, batch):
+        self.batches.append(len(batch))
+        return [self.record_event(event) for event in batch]
 
     def record_rejected(self, message_id, event_type, publisher_id, reason):
         if self.rejected_error is not None:
@@ -368,13 +373,22 @@ def endpoint_for(recorder, delay=2.0):
     sleeps = []
     endpoint = notifications.AggregateEndpoint(
         requeue_delay=delay, record_event=recorder.record_event,
-        record_rejected=recorder.record_rejected, sleep=sleeps.append)
+        record_events=recorder.record_events, record_rejected=recorder.record_rejected, sleep=sleeps.append)
     return endpoint, sleeps
 
 
 def deliver(endpoint, sample, metadata=META):
-    return endpoint.info({}, sample["publisher_id"], sample["event_type"],
-                         sample["payload"], dict(metadata))
+    result, _ = endpoint.process({}, sample["publisher_id"],
+                                 sample["event_type"], sample["payload"],
+                                 dict(metadata))
+    return result
+
+
+def as_message(sample, metadata=META):
+    return {"ctxt": {}, "publisher_id": sample["publisher_id"],
+            "event_type": sample["event_type"],
+            "payload": copy.deepcopy(sample["payload"]),
+            "metadata": dict(metadata)}
 
 
 def test_valid_notification_is_stored_and_acked():
@@ -403,9 +417,9 @@ def test_malformed_notification_is_recorded_as_rejected_and_acked():
 def test_rejection_without_message_id_is_still_recorded():
     recorder = Recorder()
     endpoint, _ = endpoint_for(recorder)
-    result = endpoint.info({}, "aggregate.3", "aggregate.addhost.end",
-                           {"aggregate_id": "3"}, {"message_id": None,
-                                                   "timestamp": None})
+    result, _ = endpoint.process({}, "aggregate.3", "aggregate.addhost.end",
+                                 {"aggregate_id": "3"},
+                                 {"message_id": None, "timestamp": None})
     assert result == notifications.HANDLED
     assert recorder.rejected[0][0] is None
 
@@ -492,7 +506,8 @@ def test_arbitrary_input_never_escapes_the_endpoint(publisher, event_type,
                                                     payload, metadata):
     recorder = Recorder()
     endpoint, sleeps = endpoint_for(recorder)
-    result = endpoint.info({}, publisher, event_type, payload, metadata)
+    result, _ = endpoint.process({}, publisher, event_type, payload,
+                                 metadata)
     assert result == notifications.HANDLED
     assert len(recorder.events) + len(recorder.rejected) <= 1
     assert sleeps == []
@@ -515,6 +530,52 @@ def test_near_valid_payloads_are_parsed_or_refused_never_crash(mutation,
     assert event is None or isinstance(event, events.AggregateEvent)
 
 
+def test_batch_is_stored_in_one_call_and_poison_rejected_beside_it():
+    recorder = Recorder()
+    endpoint, sleeps = endpoint_for(recorder)
+    good = [as_message(load_sample(n), dict(META, message_id="m-%d" % i))
+            for i, n in enumerate(sorted(EXPECTED_SAMPLES))]
+    bad = as_message(MALFORMED["host_name empty"])
+    ignored = as_message(load_sample("aggregate-cache_images-end.json"))
+    result = endpoint.info(good[:3] + [bad, ignored] + good[3:])
+    assert result == notifications.HANDLED
+    assert recorder.batches == [len(good)]
+    assert len(recorder.rejected) == 1
+    assert sleeps == []
+
+
+def test_batch_during_a_database_outage_is_requeued_after_one_pause():
+    recorder = Recorder(event_error=db_exc.DBConnectionError("down"))
+    endpoint, sleeps = endpoint_for(recorder, delay=0.7)
+    batch = [as_message(load_sample("aggregate-add_host-end.json"),
+                        dict(META, message_id="m-%d" % i)) for i in range(5)]
+    assert endpoint.info(batch) == notifications.REQUEUE
+    assert sleeps == [0.7]
+
+
+def test_batch_the_database_refuses_is_stored_one_by_one():
+    recorder = Recorder()
+    stored = []
+
+    def refuse_batch(batch):
+        raise db_exc.DBDataError("one value too long")
+
+    def record_event(event):
+        if event.message_id == "m-2":
+            raise db_exc.DBDataError("too long")
+        stored.append(event.message_id)
+        return "applied"
+
+    endpoint = notifications.AggregateEndpoint(
+        record_event=record_event, record_events=refuse_batch,
+        record_rejected=recorder.record_rejected, sleep=lambda s: None)
+    batch = [as_message(load_sample("aggregate-add_host-end.json"),
+                        dict(META, message_id="m-%d" % i)) for i in range(4)]
+    assert endpoint.info(batch) == notifications.HANDLED
+    assert stored == ["m-0", "m-1", "m-3"]
+    assert [r[0] for r in recorder.rejected] == ["m-2"]
+
+
 # ---------------------------------------------------------------------------
 # The oslo dispatcher: messages that break before any endpoint runs
 # ---------------------------------------------------------------------------
@@ -534,7 +595,7 @@ def test_undecodable_priority_is_rejected_not_requeued(priority):
     message = {"priority": priority, "event_type": "aggregate.addhost.end",
                "publisher_id": "aggregate.3", "message_id": "m-9",
                "payload": {}, "timestamp": META["timestamp"]}
-    assert dispatcher.dispatch(_Incoming(message)) == notifications.HANDLED
+    assert dispatcher.dispatch([_Incoming(message)]) == set()
     assert recorder.rejected[0][0] == "m-9"
 
 
@@ -544,7 +605,7 @@ def test_undecodable_message_of_another_service_is_dropped_silently():
     dispatcher = notifications.PoisonSafeDispatcher(
         [endpoint], on_poison=endpoint.reject)
     message = {"priority": None, "event_type": "compute.instance.x"}
-    assert dispatcher.dispatch(_Incoming(message)) == notifications.HANDLED
+    assert dispatcher.dispatch([_Incoming(message)]) == set()
     assert recorder.rejected == []
 
 
@@ -713,3 +774,40 @@ def test_missing_schema_is_waited_for_not_rejected():
     result = deliver(endpoint, load_sample("aggregate-add_host-end.json"))
     assert result == notifications.REQUEUE
     assert sleeps == [0.5]
+
+
+def test_batched_storage_matches_one_by_one_storage(tmp_path):
+    from poolmgr.db import api as db_api
+    from poolmgr.db import migration
+    t0 = datetime.datetime(2026, 11, 1, 10, 0, 0)
+
+    def stream():
+        def ev(n, kind, **fields):
+            return events.AggregateEvent(
+                message_id="m-%d" % n, event_type="aggregate.%s.end" % kind,
+                publisher_id="aggregate.7",
+                timestamp=t0 + datetime.timedelta(seconds=n), kind=kind,
+                phase=events.END, versioned=False, aggregate_id=7, **fields)
+        return [ev(1, events.CREATE, name="p", metadata_delta={}),
+                ev(2, events.UPDATE_METADATA,
+                   metadata_delta={"hypervisor_pool": "true"}),
+                ev(3, events.ADD_HOST, host="c1"),
+                ev(4, events.ADD_HOST, host="c2"),
+                ev(5, events.REMOVE_HOST, host="c1")]
+
+    results = []
+    for mode in ("single", "batch"):
+        db_api.configure_url("sqlite:///%s" % (tmp_path / (mode + ".db")))
+        migration.upgrade()
+        items = stream()
+        items = items[::-1] + items[:2]  # reversed, with duplicates
+        if mode == "single":
+            outcomes = [db_api.record_event(e) for e in items]
+        else:
+            outcomes = db_api.record_events(items)
+        agg = db_api.get_aggregate(7)
+        results.append((sorted(agg["hosts"]), agg["metadata"],
+                        sorted(outcomes)))
+        db_api.dispose()
+    assert results[0] == results[1]
+    assert results[0][0] == ["c2"]
