@@ -240,48 +240,6 @@ def _is_pool(agg):
     return (not agg.deleted) and events.POOL_FLAG in (agg.metadata_ or {})
 
 
-@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def _record_event_once(event):
-    now = _now()
-    with _writer() as session:
-        seen = session.scalar(sa.select(models.Notification.id).where(
-            models.Notification.message_id == event.message_id))
-        if seen is not None:
-            return DUPLICATE
-        note = models.Notification(
-            message_id=event.message_id, event_type=event.event_type,
-            publisher_id=event.publisher_id,
-            aggregate_id=event.aggregate_id, outcome=RECORDED,
-            event_time=event.timestamp, received_at=now)
-        session.add(note)
-        if event.phase != events.END:
-            session.flush()
-            return RECORDED
-        if event.aggregate_id is None:
-            note.outcome = IGNORED
-            note.reason = "no aggregate id"
-            session.flush()
-            return IGNORED
-        agg = session.get(models.Aggregate, event.aggregate_id,
-                          with_for_update=True)
-        if agg is None:
-            agg = _new_aggregate(event.aggregate_id, now)
-            session.add(agg)
-        previous_event_at = agg.last_event_at
-        changed = merge_event(agg, event)
-        agg.updated_at = now
-        if changed or previous_event_at is None or (
-                event.timestamp >= previous_event_at):
-            note.outcome = APPLIED
-        else:
-            note.outcome = STALE
-        if changed:
-            agg.last_cause = event.cause
-            _touch_pool(session, agg, now, event.cause)
-        session.flush()
-        return note.outcome
-
-
 def record_event(event):
     """Store one parsed notification; return its outcome.
 
@@ -289,12 +247,7 @@ def record_event(event):
     into the aggregate mirror and marks the pool due for reconciliation.
     Raises oslo_db exceptions when the database is unavailable.
     """
-    try:
-        return _record_event_once(event)
-    except db_exc.DBDuplicateEntry:
-        # NOTE(race): two intake workers raced on the same message or on the
-        # first row of an aggregate; the second pass sees the winner's rows.
-        return _record_event_once(event)
+    return record_events([event])[0]
 
 
 def _touch_pool(session, agg, now, cause):
