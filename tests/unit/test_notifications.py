@@ -373,7 +373,8 @@ def endpoint_for(recorder, delay=2.0):
     sleeps = []
     endpoint = notifications.AggregateEndpoint(
         requeue_delay=delay, record_event=recorder.record_event,
-        record_events=recorder.record_events, record_rejected=recorder.record_rejected, sleep=sleeps.append)
+        record_events=recorder.record_events,
+        record_rejected=recorder.record_rejected, sleep=sleeps.append)
     return endpoint, sleeps
 
 
