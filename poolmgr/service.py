@@ -141,14 +141,7 @@ class ReconcilerService(cotyledon.Service):
             if self._stopping.wait(_jitter(self.worker_id)):
                 return
             db_api.configure(self.conf)
-            try:
-                from poolmgr import reconciler
-            except ImportError:
-                # TODO(daemon): drop once poolmgr.reconciler has landed.
-                LOG.error("poolmgr.reconciler is not available; reconciler "
-                          "worker %d idles", self.worker_id)
-                self._stopping.wait()
-                return
+            from poolmgr import reconciler
             owner = "%s:%d:%d" % (socket.gethostname(), os.getpid(),
                                   self.worker_id)
             with self._lock:
