@@ -51,7 +51,7 @@ PBD_SETTLE_TIME = 3.0
 # observation stays valid after them. After anything else, observe again.
 _CONTINUE_AFTER = frozenset([planner.PREFLIGHT, planner.BLOCKED,
                              planner.MARK_ACTIVE, planner.MARK_REMOVED,
-                             planner.REFUSE_EJECT])
+                             planner.REFUSE_EJECT, planner.DISMISS])
 # A plan loop that keeps finding work is cut after this many iterations.
 MAX_ITERATIONS = 200
 

@@ -1,0 +1,109 @@
+"""Shared set-up for the engine's functional tests: real MariaDB + simulator."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from poolmgr.db import api as db_api
+from poolmgr import reconciler
+from poolmgr import service
+
+PASSWORD = "sim-secret"
+
+
+def simulator_or_skip():
+    try:
+        from poolmgr.simulator import Simulator  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("POOLMGR_REQUIRE_SERVICES") == "1":
+            pytest.fail("poolmgr.simulator is missing: %s" % exc)
+        pytest.skip("poolmgr.simulator is not available yet: %s" % exc)
+
+
+def make_conf(**reconciler_opts):
+    conf = service.build_conf()
+    conf([], project="poolmgr", default_config_files=[])
+    conf.set_override("connection_username", "root", group="xenserver")
+    conf.set_override("connection_password", PASSWORD, group="xenserver")
+    conf.set_override("call_timeout", 5.0, group="xenserver")
+    conf.set_override("join_timeout", 20.0, group="xenserver")
+    conf.set_override("eject_timeout", 20.0, group="xenserver")
+    defaults = {"lease_time": 5.0, "poll_interval": 0.1,
+                "retry_initial_backoff": 0.05, "retry_max_backoff": 0.5,
+                "max_attempts": 3, "resync_interval": 60.0, "threads": 4}
+    defaults.update(reconciler_opts)
+    for key, value in defaults.items():
+        conf.set_override(key, value, group="reconciler")
+    return conf
+
+
+def register(sim, prefix="cmp"):
+    """Register every simulated host as compute host cmp-1, cmp-2, ..."""
+    names = []
+    for i, host in enumerate(sim.hosts, 1):
+        name = "%s-%d" % (prefix, i)
+        db_api.register_host(name, host["url"])
+        names.append(name)
+    return names
+
+
+def want(aggregate_id, name, hosts, flagged=True, deleted=False):
+    metadata = {"hypervisor_pool": "true"} if flagged else {}
+    time.sleep(0.002)  # NOTE(order): put_aggregate orders by timestamp
+    db_api.put_aggregate(aggregate_id, name, hosts, metadata, deleted=deleted)
+
+
+def members(aggregate_id):
+    return {m["host"]: m for m in db_api.list_members(aggregate_id)}
+
+
+def journal(aggregate_id, kind=None):
+    return list(reversed(db_api.list_operations(aggregate_id, limit=1000,
+                                                kind=kind)))
+
+
+def calls(sim, method, host=None):
+    """Client calls of ``method`` received by the simulator (optionally on
+    one host, given as a sim.hosts entry)."""
+    kwargs = {"method": method}
+    if host is not None:
+        kwargs["host"] = host["name_label"]
+    return list(sim.calls(**kwargs))
+
+
+def engine(conf, owner=None):
+    return reconciler.Reconciler(conf, owner=owner)
+
+
+def write_config(path, mysql_url, **reconciler_opts):
+    opts = {"lease_time": 2.0, "poll_interval": 0.1,
+            "retry_initial_backoff": 0.05, "retry_max_backoff": 0.5,
+            "max_attempts": 3, "resync_interval": 60.0}
+    opts.update(reconciler_opts)
+    lines = ["[database]", "connection = %s" % mysql_url, "",
+             "[xenserver]", "connection_username = root",
+             "connection_password = %s" % PASSWORD, "call_timeout = 5",
+             "join_timeout = 20", "eject_timeout = 20", "", "[reconciler]"]
+    lines += ["%s = %s" % kv for kv in opts.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def spawn_engine(config_file, owner):
+    return subprocess.Popen(
+        [sys.executable, "-m", "poolmgr.reconciler", "--config-file",
+         str(config_file), "--owner", owner],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met within %.0f s" % timeout)
