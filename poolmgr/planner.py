@@ -237,7 +237,8 @@ def plan_pool_changes(desired, observed, members, force=False):
         host = pool.hosts.get(ref, {})
         steps.append(Step(BLOCKED, None, reason=(
             "pool member %s (%s) is not a registered compute host; poolmgr "
-            "leaves it alone" % (host.get("name_label"), host.get("address")))))
+            "leaves it alone" % (host.get("name_label"),
+                                 host.get("address")))))
 
     repairs = readiness.assess(pool).repairs
     for name in wanted:

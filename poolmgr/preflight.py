@@ -31,7 +31,8 @@ class CheckFailure:
 
 
 def _fail(failures, check, code, params, remediation):
-    failures.append(CheckFailure(code=code, params=tuple(str(p) for p in params),
+    failures.append(CheckFailure(code=code,
+                                 params=tuple(str(p) for p in params),
                                  remediation=remediation, check=check))
 
 
@@ -67,7 +68,8 @@ def check_join(joiner, master, force=False):
     if _restricted(joiner.pool, "restrict_pooling"):
         _fail(failures, "assert_pooling_licensed", "LICENCE_RESTRICTION", [],
               "License the joining host for pooling (Pooling feature).")
-    if _restricted(joiner.pool, "restrict_pool_size") and len(master.hosts) >= 3:
+    if _restricted(joiner.pool, "restrict_pool_size") \
+            and len(master.hosts) >= 3:
         _fail(failures, "assert_pool_size_unrestricted", "LICENCE_RESTRICTION",
               ["Pool_size"],
               "The joining host's licence limits pools to 3 hosts; apply a "
@@ -143,9 +145,9 @@ def check_join(joiner, master, force=False):
     if shared:
         _fail(failures, "assert_no_shared_srs_on_me",
               "JOINING_HOST_CANNOT_CONTAIN_SHARED_SRS", [],
-              "Detach (xe pbd-unplug, sr-forget) the shared SRs on the joining "
-              "host: %s. The pool's shared SRs are attached automatically "
-              "after the join." % ", ".join(sorted(
+              "Detach (xe pbd-unplug, sr-forget) the shared SRs on the "
+              "joining host: %s. The pool's shared SRs are attached "
+              "automatically after the join." % ", ".join(sorted(
                   sr.get("name_label", "?") for sr in shared)))
     if ((me.get("external_auth_type") or "") != (them.get("external_auth_type")
                                                   or "")
@@ -160,7 +162,8 @@ def check_join(joiner, master, force=False):
                             if h.get("edition")})
     if my_edition and pool_editions and any(e != my_edition
                                             for e in pool_editions):
-        _fail(failures, "assert_restrictions_match", "LICENSE_HOST_POOL_MISMATCH",
+        _fail(failures, "assert_restrictions_match",
+              "LICENSE_HOST_POOL_MISMATCH",
               ['host edition = "%s"' % my_edition,
                'pool edition = "%s"' % pool_editions[0]],
               "License the joining host with the pool's edition.")

@@ -70,7 +70,8 @@ def assess(snapshot, names=None, expected=()):
     if not shared:
         reasons.append("no shared SR (other than ISO) in the pool")
     matrix, repairs = [], []
-    for sr_ref in sorted(shared, key=lambda r: shared[r].get("name_label", "")):
+    for sr_ref in sorted(shared,
+                         key=lambda r: shared[r].get("name_label", "")):
         sr = shared[sr_ref]
         sr_name = sr.get("name_label") or sr.get("uuid") or sr_ref
         cells = {}

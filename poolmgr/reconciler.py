@@ -694,7 +694,8 @@ class Reconciler:
 
     def _abandon_stale_operations(self, ctx):
         for op in db_api.unfinished_operations(ctx.aggregate_id):
-            if op["owner"] == self.owner and op["generation"] == ctx.generation:
+            if (op["owner"], op["generation"]) == (self.owner,
+                                                   ctx.generation):
                 continue
             # NOTE(crash): the step's effect is judged by observing xapi,
             # not by this row; it is closed so history reads cleanly.
@@ -804,7 +805,7 @@ class Reconciler:
     # -- dry run ------------------------------------------------------------
 
     def plan_pool(self, aggregate_id):
-        """Observe xapi now and return what a pass would do; mutates nothing."""
+        """Observe xapi now; return what a pass would do. Mutates nothing."""
         agg = db_api.get_aggregate(aggregate_id)
         if agg is None:
             raise db_api.NotFound("aggregate %s not found" % aggregate_id)
@@ -852,7 +853,7 @@ class Reconciler:
                     live_migration_ready=ready, reasons=reasons)
 
 
-# -- python -m poolmgr.reconciler -----------------------------------------------
+# -- python -m poolmgr.reconciler ---------------------------------------------
 
 def main(argv=None):
     """Run the engine alone: ``--aggregate ID`` once, else until SIGTERM."""

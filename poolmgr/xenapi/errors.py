@@ -58,7 +58,8 @@ class XapiError(Exception):
 class XapiUnreachable(XapiError):
     """The host did not answer: refused, reset, timed out, TLS failure."""
 
-    def __init__(self, reason, method=None, url=None, code="CONNECTION_FAILED"):
+    def __init__(self, reason, method=None, url=None,
+                 code="CONNECTION_FAILED"):
         super().__init__(code, [reason], method=method, url=url)
 
 

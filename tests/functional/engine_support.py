@@ -1,4 +1,4 @@
-"""Shared set-up for the engine's functional tests: real MariaDB + simulator."""
+"""Set-up shared by the engine's functional tests (MariaDB + simulator)."""
 
 import os
 import subprocess

@@ -25,8 +25,9 @@ class PoolBuilder:
     def __init__(self, name_label=""):
         self.pool_ref = _ref("pool")
         self.pool = {"uuid": str(uuidlib.uuid4()), "name_label": name_label,
-                     "master": records.NULL_REF, "default_SR": records.NULL_REF,
-                     "ha_enabled": False, "cpu_info": {"vendor": "GenuineIntel"},
+                     "master": records.NULL_REF,
+                     "default_SR": records.NULL_REF, "ha_enabled": False,
+                     "cpu_info": {"vendor": "GenuineIntel"},
                      "restrictions": {}, "tls_verification_enabled": False,
                      "current_operations": {}}
         self.hosts, self.metrics, self.srs, self.pbds, self.vms = \
@@ -84,7 +85,8 @@ class PoolBuilder:
 
     def snapshot(self):
         return records.PoolSnapshot(
-            pool_ref=self.pool_ref, pool=dict(self.pool), hosts=dict(self.hosts),
+            pool_ref=self.pool_ref, pool=dict(self.pool),
+            hosts=dict(self.hosts),
             host_metrics=dict(self.metrics), srs=dict(self.srs),
             pbds=dict(self.pbds), vms=dict(self.vms))
 

@@ -229,7 +229,8 @@ def test_host_removed_before_joining_is_marked_removed():
     builder, _ = _pool(["h1"])
     members = dict(_active("h1"), h2={"state": "error"})
     steps = planner.plan_pool_changes(_desired(["h1"]),
-                                      b.observed_pool(builder, ["h1"]), members)
+                                      b.observed_pool(builder, ["h1"]),
+                                      members)
     assert _kinds(steps) == [("mark_removed", "h2")]
 
 
@@ -237,7 +238,8 @@ def test_unregistered_pool_member_is_reported_not_ejected():
     builder, refs = _pool(["h1", "stray"])
     observed = b.observed_pool(builder, ["h1"])
     observed.unknown_members = [refs[1]]
-    steps = planner.plan_pool_changes(_desired(["h1"]), observed, _active("h1"))
+    steps = planner.plan_pool_changes(_desired(["h1"]), observed,
+                                      _active("h1"))
     assert _kinds(steps) == [("blocked", None)]
     assert "stray" in steps[0].reason
 
