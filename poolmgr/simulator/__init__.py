@@ -1,0 +1,311 @@
+"""poolmgr-xapi-sim: XenServer hosts over xapi's real XML-RPC wire protocol.
+
+Embed it::
+
+    from poolmgr.simulator import Simulator
+    with Simulator(hosts=4, port=0, password="secret", join_delay=0.5) as sim:
+        for host in sim.hosts:
+            print(host["name_label"], host["url"])
+
+Each host is a standalone pool master with a local SR until a client joins
+it to a pool with ``pool.join`` through the ``XenAPI`` client. The methods
+below (and the same ones as a ``sim.*`` XML-RPC namespace without a session)
+inject faults and set hosts up for the checks xapi runs.
+"""
+
+import collections
+import socket
+import threading
+
+from poolmgr.simulator.api import Api
+from poolmgr.simulator.model import Failure
+from poolmgr.simulator.model import World
+from poolmgr.simulator.server import Endpoint
+
+__all__ = ["Simulator", "CallRecord", "Failure"]
+
+CallRecord = collections.namedtuple("CallRecord",
+                                    "timestamp host method params")
+
+
+class Simulator:
+    def __init__(self, hosts=1, port=8080, address_base=10, username="root",
+                 password="", join_delay=10.0, eject_delay=10.0,
+                 name_prefix="xs"):
+        if hosts < 1:
+            raise ValueError("at least one host")
+        self.world = World(username=username, password=password,
+                           join_delay=join_delay, eject_delay=eject_delay,
+                           address_base=address_base, name_prefix=name_prefix)
+        self.api = Api(self.world)
+        self.port = port
+        self._count = hosts
+        self._endpoints = {}
+        self._faults_lock = threading.Lock()
+        self.world.on_restart = self._on_restart
+        for _ in range(hosts):
+            self.world.add_host()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        """Listen on every host's address; returns once all listen."""
+        last_error = None
+        for _ in range(20):
+            port = self.port or self._free_port()
+            try:
+                self._listen_all(port)
+                self.port = port
+                for host in self.world.hosts:
+                    host.url = "http://%s:%d/" % (host.address, port)
+                return self
+            except OSError as exc:
+                last_error = exc
+                self._stop_endpoints()
+                if self.port:
+                    raise
+        raise last_error
+
+    def _free_port(self):
+        with socket.socket() as probe:
+            probe.bind((self.world.hosts[0].address, 0))
+            return probe.getsockname()[1]
+
+    def _listen_all(self, port):
+        self._endpoints = {}
+        for host in self.world.hosts:
+            endpoint = Endpoint(self, host, port)
+            endpoint.start()
+            self._endpoints[host.name] = endpoint
+
+    def _stop_endpoints(self):
+        endpoints = list(self._endpoints.values())
+        threads = [threading.Thread(target=e.stop) for e in endpoints]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def stop(self):
+        with self.world.lock:
+            self.world.stopped = True
+            self.world.changed.notify_all()
+            for timer in self.world.timers:
+                timer.cancel()
+        self._stop_endpoints()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _on_restart(self, host, down):
+        endpoint = self._endpoints.get(host.name)
+        if endpoint is None:
+            return
+        # NOTE(restart): stopping a server waits for its loop; do it off the
+        # caller's thread, which holds the world lock.
+        threading.Thread(target=endpoint.sync, daemon=True).start()
+
+    # -- what clients see ----------------------------------------------------
+
+    @property
+    def hosts(self):
+        return [h.describe() for h in self.world.hosts]
+
+    def host(self, key):
+        return self.world.host(key)
+
+    @staticmethod
+    def make_record(timestamp, host, method, params):
+        return CallRecord(timestamp, host, method, params)
+
+    @property
+    def call_log(self):
+        with self.world.lock:
+            return list(self.world.call_log)
+
+    def calls(self, method=None, host=None):
+        if isinstance(host, dict):
+            host = host["name_label"]
+        return [c for c in self.call_log
+                if (method is None or c.method == method)
+                and (host is None or c.host == host)]
+
+    def reset_call_log(self):
+        with self.world.lock:
+            self.world.call_log.clear()
+
+    def role(self, key):
+        """'master' or 'slave' (None while the host restarts or is gone)."""
+        host = self.world.host(key)
+        with self.world.lock:
+            if host.restarting or host.db is None:
+                return None
+            return host.role
+
+    def master_of(self, key):
+        host = self.world.host(key)
+        with self.world.lock:
+            return host.master.name if host.master else host.name
+
+    def pool_uuid(self, key):
+        host = self.world.host(key)
+        with self.world.lock:
+            return host.db.pool()["uuid"] if host.db else None
+
+    # -- fault injection and set-up ----------------------------------------
+
+    def take_fault(self, host, method):
+        with self._faults_lock:
+            for fault in host.faults:
+                if fault[0] in (method, "*") and fault[1] > 0:
+                    fault[1] -= 1
+                    if fault[1] == 0:
+                        host.faults.remove(fault)
+                    return fault[2], fault[3], fault[4]
+        return None
+
+    def fail_next(self, host, method, count=1, code="INTERNAL_ERROR",
+                  params=(), drop_connection=False):
+        """The next ``count`` calls of ``method`` on ``host`` fail."""
+        with self._faults_lock:
+            self.world.host(host).faults.append(
+                [method, int(count), code, list(params),
+                 bool(drop_connection)])
+
+    def set_latency(self, host, seconds):
+        self.world.host(host).latency = float(seconds)
+
+    def set_offline(self, host, offline=True):
+        """Unreachable (connection refused); its master sees it not live."""
+        h = self.world.host(host)
+        with self.world.lock:
+            h.online = not offline
+            self.world.set_live(h, not offline)
+        self._endpoints[h.name].sync()
+
+    def _edit_host(self, host, **fields):
+        h = self.world.host(host)
+        with self.world.lock:
+            for key, value in fields.items():
+                setattr(h, key, value)
+            if h.db is not None and h.host_ref() is not None:
+                rec = h.host_record()
+                rec["software_version"] = dict(h.software_version)
+                rec["cpu_info"]["vendor"] = h.cpu_vendor
+                rec["edition"] = h.edition
+                rec["API_version_major"], rec["API_version_minor"] = \
+                    h.api_version
+                h.db.touch(h.host_ref())
+                if h.role == "master":
+                    h.db.pool()["cpu_info"]["vendor"] = h.cpu_vendor
+        return h
+
+    def set_software_version(self, host, **keys):
+        h = self.world.host(host)
+        version = dict(h.software_version)
+        version.update({k: str(v) for k, v in keys.items()})
+        self._edit_host(host, software_version=version)
+
+    def set_cpu_vendor(self, host, vendor):
+        self._edit_host(host, cpu_vendor=vendor)
+
+    def set_edition(self, host, edition):
+        self._edit_host(host, edition=edition)
+
+    def set_api_version(self, host, major, minor):
+        self._edit_host(host, api_version=(str(major), str(minor)))
+
+    def set_ha(self, host, enabled=True):
+        h = self.world.host(host)
+        with self.world.lock:
+            h.db.pool()["ha_enabled"] = bool(enabled)
+            h.db.touch(h.db.pool_ref())
+
+    def add_bond(self, host):
+        self._edit_host(host, bonds=self.world.host(host).bonds + 1)
+
+    def add_tunnel(self, host):
+        self._edit_host(host, tunnels=self.world.host(host).tunnels + 1)
+
+    def add_vlan(self, host, tag):
+        h = self.world.host(host)
+        self._edit_host(host, vlans=h.vlans + [str(tag)])
+
+    def set_management_vlan(self, host, tag):
+        self._edit_host(host, management_vlan=str(tag))
+
+    def set_pbd_plug_failure(self, host, sr=None, code="SR_BACKEND_FAILURE_73",
+                             enabled=True):
+        """PBD.plug of ``sr`` (name_label or uuid; None = any) on ``host``
+        fails with ``code`` while enabled."""
+        h = self.world.host(host)
+        with self.world.lock:
+            key = sr or "*"
+            if enabled:
+                h.pbd_plug_failures[key] = code
+            else:
+                h.pbd_plug_failures.pop(key, None)
+
+    def unplug_pbd(self, host, sr):
+        """Unplug ``host``'s PBD of SR ``sr`` by hand (xe pbd-unplug)."""
+        h = self.world.host(host)
+        with self.world.lock:
+            db, ref = h.db, h.host_ref()
+            for pbd_ref, pbd in db.tables["PBD"].items():
+                sr_rec = db.tables["SR"][pbd["SR"]]
+                if pbd["host"] == ref and sr in (sr_rec["name_label"],
+                                                 sr_rec["uuid"]):
+                    pbd["currently_attached"] = False
+                    db.touch(pbd_ref)
+                    return pbd_ref
+        raise KeyError("%s has no PBD for SR %s" % (h.name, sr))
+
+    def create_running_vm(self, host, name_label="vm"):
+        """A guest VM running on ``host``; returns its uuid."""
+        h = self.world.host(host)
+        with self.world.lock:
+            ref = self.api.vm_create(h, None, {"name_label": name_label})
+            self.api.vm_start_on(h, None, ref, h.host_ref(), False, False)
+            return h.db.tables["VM"][ref]["uuid"]
+
+    def create_shared_sr(self, host, name_label="NFS", type="nfs",
+                         device_config=None):
+        """SR.create with shared=true on ``host``'s pool; returns its uuid."""
+        h = self.world.host(host)
+        with self.world.lock:
+            master = h if h.role == "master" else h.master
+            config = device_config or {"server": "nfs.example",
+                                       "serverpath": "/export/%s"
+                                       % name_label}
+            ref = self.api.sr_create(master, None, h.host_ref(), config, "0",
+                                     name_label, "", type, "user", True, {})
+            return master.db.tables["SR"][ref]["uuid"]
+
+    # -- the sim.* namespace over XML-RPC ------------------------------------
+
+    CONTROL = ("fail_next", "set_latency", "set_offline",
+               "set_software_version", "set_cpu_vendor", "set_edition",
+               "set_api_version", "set_ha", "add_bond", "add_tunnel",
+               "add_vlan", "set_management_vlan", "set_pbd_plug_failure",
+               "unplug_pbd", "create_running_vm", "create_shared_sr",
+               "reset_call_log", "role", "master_of", "pool_uuid")
+
+    def control(self, name, params):
+        if name == "hosts":
+            return self.hosts
+        if name == "call_log":
+            return [dict(c._asdict()) for c in self.call_log]
+        if name not in self.CONTROL:
+            raise Failure("MESSAGE_METHOD_UNKNOWN", "sim." + name)
+        args = list(params)
+        kwargs = {}
+        if name == "set_software_version" and len(args) == 2:
+            kwargs, args = dict(args[1]), args[:1]
+        try:
+            result = getattr(self, name)(*args, **kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Failure("INTERNAL_ERROR", str(exc))
+        return "" if result is None else result

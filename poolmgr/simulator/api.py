@@ -1,0 +1,572 @@
+"""The xapi messages: session, generic field access, and the pool calls.
+
+``Api.dispatch(host, method, params)`` runs one XML-RPC call received by
+``host`` and returns its value or raises ``Failure``; the server wraps the
+outcome in xapi's Status/Value envelope.
+"""
+
+import time
+
+from poolmgr.simulator import checks
+from poolmgr.simulator.model import Failure
+from poolmgr.simulator.model import NULL_REF
+
+# Datamodel class names as they appear in method names.
+CLASSES = {"pool": "pool", "host": "host", "host_metrics": "host_metrics",
+           "SR": "SR", "PBD": "PBD", "VM": "VM", "PIF": "PIF",
+           "network": "network"}
+# Lower-case names used by event.from subscriptions and events.
+EVENT_CLASSES = {c.lower(): c for c in CLASSES}
+
+SETTABLE = {"name_label", "name_description", "other_config", "tags"}
+SETTABLE_BY_CLASS = {"pool": {"default_SR", "suspend_image_SR",
+                              "crash_dump_SR"},
+                     "VM": {"affinity"}}
+
+# NOTE(§3.2): the calls a slave in emergency mode still serves.
+EMERGENCY_CALLS = {"pool.emergency_transition_to_master",
+                   "pool.emergency_reset_master", "pool.ping_slave",
+                   "host.is_in_emergency_mode"}
+
+
+class Api:
+    def __init__(self, world):
+        self.world = world
+        self.messages = {
+            "pool.join": lambda h, s, *a: self.pool_join(h, *a, force=False),
+            "pool.join_force": lambda h, s, *a: self.pool_join(h, *a,
+                                                               force=True),
+            "pool.eject": self.pool_eject,
+            "pool.designate_new_master": self.designate_new_master,
+            "pool.emergency_transition_to_master":
+                self.emergency_transition_to_master,
+            "pool.emergency_reset_master": self.emergency_reset_master,
+            "pool.recover_slaves": self.recover_slaves,
+            "host.destroy": self.host_destroy,
+            "host.enable": lambda h, s, ref: self._set_enabled(h, ref, True),
+            "host.disable": lambda h, s, ref: self._set_enabled(h, ref,
+                                                                False),
+            "host.is_in_emergency_mode": lambda h, s: h.emergency,
+            "SR.create": self.sr_create,
+            "SR.introduce": self.sr_introduce,
+            "SR.forget": self.sr_forget,
+            "PBD.create": self.pbd_create,
+            "PBD.plug": self.pbd_plug,
+            "PBD.unplug": self.pbd_unplug,
+            "PBD.destroy": self.pbd_destroy,
+            "VM.create": self.vm_create,
+            "VM.start": self.vm_start,
+            "VM.start_on": self.vm_start_on,
+            "VM.clean_shutdown": self.vm_shutdown,
+            "VM.hard_shutdown": self.vm_shutdown,
+            "VM.destroy": self.vm_destroy,
+            "event.from": self.event_from,
+        }
+
+    # -- entry ---------------------------------------------------------------
+
+    def dispatch(self, host, method, params):
+        world = self.world
+        if method in ("session.login_with_password",
+                      "session.login_with_password_2"):
+            if not 2 <= len(params) <= 4:
+                raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, 4,
+                              len(params))
+            return world.login(host, params[0], params[1])
+        if method == "session.slave_local_login_with_password":
+            self._arity(method, params, 2)
+            world.check_credentials(params[0], params[1])
+            if host.role != "slave":
+                return world.login(host, params[0], params[1])
+            return world.login(host, params[0], params[1], local_only=True)
+        if not params:
+            if method.split(".")[0] in CLASSES or method.startswith(
+                    ("session.", "event.")):
+                raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, 1, 0)
+            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        if method in ("session.logout", "session.local_logout"):
+            world.sessions.pop(params[0], None)
+            return ""
+        session = params[0]
+        entry = world.sessions.get(session)
+        local_only = bool(entry and entry[2] and entry[0] is host)
+        if local_only:
+            if entry[1] != host.boot_id:
+                raise Failure("SESSION_INVALID", session)
+            if method not in EMERGENCY_CALLS:
+                raise Failure("HOST_IS_SLAVE", host.master.address
+                              if host.master else host.address)
+        else:
+            world.session_host(host, session)
+        if host.db is None:
+            raise Failure("HOST_UNKNOWN_TO_MASTER", host.uuid)
+        handler = self.messages.get(method)
+        if handler is not None:
+            try:
+                return handler(host, session, *params[1:])
+            except TypeError as exc:
+                if "positional argument" in str(exc):
+                    raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
+                                  "?", len(params))
+                raise
+        if method == "session.get_this_host":
+            return host.host_ref()
+        return self.generic(host, method, params)
+
+    @staticmethod
+    def _arity(method, params, expected):
+        if len(params) != expected:
+            raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
+                          expected, len(params))
+
+    # -- generic field access --------------------------------------------------
+
+    def generic(self, host, method, params):
+        cls, _, message = method.partition(".")
+        if cls not in CLASSES or not message:
+            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        db = host.db
+        table = db.tables[cls]
+        args = params[1:]
+
+        def arity(n):
+            self._arity(method, params, n + 1)
+
+        if message == "get_all":
+            arity(0)
+            return list(table)
+        if message == "get_all_records":
+            arity(0)
+            return {ref: db.record(cls, ref) for ref in table}
+        if message == "get_record":
+            arity(1)
+            return db.record(cls, args[0])
+        if message == "get_by_uuid":
+            arity(1)
+            for ref, rec in table.items():
+                if rec["uuid"] == args[0]:
+                    return ref
+            raise Failure("UUID_INVALID", cls, args[0])
+        if message == "get_by_name_label" and cls != "host_metrics":
+            arity(1)
+            return [ref for ref, rec in table.items()
+                    if rec.get("name_label") == args[0]]
+        if message.startswith("get_"):
+            arity(1)
+            record = db.record(cls, args[0])
+            field = message[4:]
+            if field not in record:
+                raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+            return record[field]
+        if message.startswith("set_"):
+            arity(2)
+            field = message[4:]
+            if field not in SETTABLE | SETTABLE_BY_CLASS.get(cls, set()):
+                raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+            record = db.get(cls, args[0])
+            if field.endswith("SR") and args[1] != NULL_REF:
+                db.get("SR", args[1])
+            record[field] = args[1]
+            db.touch(args[0])
+            return ""
+        if message in ("add_to_other_config", "remove_from_other_config"):
+            record = db.get(cls, args[0])
+            if message.startswith("add"):
+                arity(3)
+                if args[1] in record["other_config"]:
+                    raise Failure("MAP_DUPLICATE_KEY", cls, "other_config",
+                                  args[0], args[1])
+                record["other_config"][args[1]] = args[2]
+            else:
+                arity(2)
+                record["other_config"].pop(args[1], None)
+            db.touch(args[0])
+            return ""
+        raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+
+    # -- pool membership (§2, §3) ---------------------------------------------
+
+    def pool_join(self, host, master_address, username, password, force):
+        world = self.world
+        master = world.by_address(master_address)
+        # NOTE(§2.1 step 2): the joiner logs in to the master first; an
+        # address nobody answers on is a connection failure, a slave answers
+        # HOST_IS_SLAVE and bad credentials fail the login.
+        if master is None or not master.serving:
+            raise Failure("JOINING_HOST_CONNECTION_FAILED")
+        if master.role == "slave":
+            raise Failure("HOST_IS_SLAVE", master.master.address)
+        world.check_credentials(username, password)
+        checks.pre_join_checks(world, host, master, force)
+        self._move_into_pool(host, master)
+        return ""
+
+    def _move_into_pool(self, joiner, master):
+        world = self.world
+        old, db = joiner.db, master.db
+        old_ref = joiner.host_ref()
+        host_rec = dict(old.get("host", old_ref))
+        metrics_ref = db.add("host_metrics", dict(
+            old.get("host_metrics", host_rec["metrics"]), live=False))
+        host_rec["metrics"] = metrics_ref
+        host_rec["enabled"] = True
+        # NOTE(§2.1 step 8): the joiner's records move with the same uuid.
+        new_ref = db.add("host", host_rec)
+        management_net = next(
+            (ref for ref, n in db.tables["network"].items()
+             if n.get("bridge") == "xenbr0"), None)
+        for pif in old.tables["PIF"].values():
+            db.add("PIF", dict(pif, host=new_ref, network=management_net
+                               or pif["network"]))
+        for vm in old.tables["VM"].values():
+            if vm["is_control_domain"]:
+                db.add("VM", dict(vm, resident_on=new_ref, affinity=new_ref))
+            elif vm["power_state"] == "Halted":
+                db.add("VM", dict(vm, resident_on=NULL_REF))
+        for sr_ref, sr in old.tables["SR"].items():
+            new_sr = db.add("SR", dict(sr, shared=False))
+            for pbd in old.tables["PBD"].values():
+                if pbd["SR"] == sr_ref:
+                    # NOTE(§2.1 step 9): local PBDs are unplugged before
+                    # the restart and plugged again when it comes back.
+                    db.add("PBD", dict(pbd, host=new_ref, SR=new_sr,
+                                       currently_attached=False))
+        joiner.db = db
+        joiner.role = "slave"
+        joiner.master = master
+
+        def started_as_slave():
+            if joiner.db is db and joiner.role == "slave":
+                world.welcome_slave(joiner.master, joiner)
+        world.restart(joiner, world.join_delay, started_as_slave)
+
+    def _member(self, host, ref):
+        for member in self.world.members(host.db):
+            if member.host_ref() == ref:
+                return member
+        host.db.get("host", ref)  # HANDLE_INVALID for unknown refs
+        return None
+
+    def _live(self, db, ref):
+        metrics = db.tables["host_metrics"].get(db.get("host", ref)["metrics"])
+        return bool(metrics and metrics["live"])
+
+    def pool_eject(self, host, session, host_ref):
+        world, db = self.world, host.db
+        target = self._member(host, host_ref)
+        # NOTE(§3.1): eject runs its checks in this order.
+        if not self._live(db, host_ref) or target is None or not target.online:
+            raise Failure("HOST_OFFLINE", host_ref)
+        if db.pool()["ha_enabled"]:
+            raise Failure("HA_IS_ENABLED")
+        if "apply_updates" in db.pool()["current_operations"].values():
+            raise Failure("NOT_SUPPORTED_DURING_UPGRADE")
+        if target is host or db.pool()["master"] == host_ref:
+            raise Failure("INTERNAL_ERROR", "Xapi_pool.Cannot_eject_master")
+        for vm in db.tables["VM"].values():
+            if (vm["resident_on"] == host_ref and not vm["is_control_domain"]
+                    and vm["power_state"] != "Halted"):
+                raise Failure("OPERATION_NOT_ALLOWED", "VM resident on host")
+        self._forget_host(db, host_ref)
+        target.db = None
+        world.restart(target, world.eject_delay, target.first_boot)
+        return ""
+
+    def _forget_host(self, db, host_ref):
+        pbds = [(ref, p) for ref, p in db.tables["PBD"].items()
+                if p["host"] == host_ref]
+        for ref, pbd in pbds:
+            pbd["currently_attached"] = False
+        for ref, pbd in pbds:
+            sr_pbds = [p for p in db.tables["PBD"].values()
+                       if p["SR"] == pbd["SR"]]
+            db.remove("PBD", ref)
+            if len(sr_pbds) == 1:
+                # its local SRs are forgotten (§3.1 step 4)
+                db.remove("SR", pbd["SR"])
+        for cls in ("PIF",):
+            for ref in [r for r, p in db.tables[cls].items()
+                        if p["host"] == host_ref]:
+                db.remove(cls, ref)
+        for ref in [r for r, v in db.tables["VM"].items()
+                    if v["resident_on"] == host_ref
+                    and v["is_control_domain"]]:
+            db.remove("VM", ref)
+        metrics = db.get("host", host_ref)["metrics"]
+        db.remove("host", host_ref)
+        db.remove("host_metrics", metrics)
+
+    def designate_new_master(self, host, session, host_ref):
+        world, db = self.world, host.db
+        target = self._member(host, host_ref)
+        if target is None or not target.serving:
+            raise Failure("HOST_OFFLINE", host_ref)
+        if target is host:
+            return ""
+        if db.pool()["ha_enabled"]:
+            raise Failure("HA_IS_ENABLED")
+        old_master = host
+        for member in world.members(db):
+            member.role = "slave"
+            member.master = target
+        target.role, target.master = "master", None
+        db.pool()["master"] = host_ref
+        db.touch(db.pool_ref())
+        # NOTE(§3.2): both ends commit the new role and restart their xapi.
+        delay = min(world.join_delay, 2.0)
+        world.restart(target, delay, lambda: None)
+        world.restart(old_master, delay, lambda: None)
+        return ""
+
+    def emergency_transition_to_master(self, host, session):
+        if host.db.pool()["ha_enabled"]:
+            raise Failure("HA_IS_ENABLED")
+        if host.role == "master":
+            return ""
+        host.role, host.master, host.emergency = "master", None, False
+        host.db.pool()["master"] = host.host_ref()
+        host.db.touch(host.db.pool_ref())
+        return ""
+
+    def emergency_reset_master(self, host, session, master_address):
+        new_master = self.world.by_address(master_address)
+        if new_master is None:
+            raise Failure("HOST_CANNOT_RESOLVE", master_address)
+        host.role, host.master = "slave", new_master
+        return ""
+
+    def recover_slaves(self, host, session):
+        recovered = []
+        for member in self.world.members(host.db):
+            if member is host or not member.serving:
+                continue
+            if member.master is not host:
+                member.role, member.master = "slave", host
+                recovered.append(member.host_ref())
+        return recovered
+
+    def host_destroy(self, host, session, host_ref):
+        db = host.db
+        target = self._member(host, host_ref)
+        if db.pool()["master"] == host_ref or self._live(db, host_ref):
+            raise Failure("HOST_IS_LIVE", host_ref)
+        if db.pool()["ha_enabled"]:
+            raise Failure("HA_IS_ENABLED")
+        if any(v["resident_on"] == host_ref and not v["is_control_domain"]
+               for v in db.tables["VM"].values()):
+            raise Failure("HOST_HAS_RESIDENT_VMS", host_ref)
+        self._forget_host(db, host_ref)
+        if target is not None:
+            target.db = None
+        return ""
+
+    def _set_enabled(self, host, ref, enabled):
+        host.db.get("host", ref)["enabled"] = enabled
+        host.db.touch(ref)
+        return ""
+
+    # -- storage ---------------------------------------------------------------
+
+    def sr_create(self, host, session, host_ref, device_config, physical_size,
+                  name_label, name_description, sr_type, content_type,
+                  shared, sm_config):
+        world, db = self.world, host.db
+        db.get("host", host_ref)
+        sr_ref = db.add("SR", {
+            "name_label": name_label, "name_description": name_description,
+            "type": sr_type, "content_type": content_type,
+            "shared": bool(shared), "physical_size": str(physical_size),
+            "physical_utilisation": "0", "virtual_allocation": "0",
+            "other_config": {}, "sm_config": dict(sm_config or {}),
+            "tags": [], "VDIs": [], "is_tools_sr": False,
+            "allowed_operations": [], "current_operations": {}})
+        master_ref = db.pool()["master"]
+        targets = ([m.host_ref() for m in world.members(db)]
+                   if shared else [host_ref])
+        for target in targets:
+            config = dict(device_config or {})
+            if shared and target == master_ref:
+                config["SRmaster"] = "true"
+            pbd_ref = db.add("PBD", {"host": target, "SR": sr_ref,
+                                     "device_config": config,
+                                     "currently_attached": False,
+                                     "other_config": {}})
+            try:
+                world.plug(db, pbd_ref)
+            except Failure:
+                if target == host_ref:
+                    raise
+        return sr_ref
+
+    def sr_introduce(self, host, session, uuid, name_label, name_description,
+                     sr_type, content_type, shared, sm_config):
+        db = host.db
+        for ref, sr in db.tables["SR"].items():
+            if sr["uuid"] == uuid:
+                return ref
+        return db.add("SR", {
+            "uuid": uuid, "name_label": name_label,
+            "name_description": name_description, "type": sr_type,
+            "content_type": content_type, "shared": bool(shared),
+            "physical_size": "0", "physical_utilisation": "0",
+            "virtual_allocation": "0", "other_config": {},
+            "sm_config": dict(sm_config or {}), "tags": [], "VDIs": [],
+            "is_tools_sr": False, "allowed_operations": [],
+            "current_operations": {}})
+
+    def sr_forget(self, host, session, sr_ref):
+        db = host.db
+        db.get("SR", sr_ref)
+        pbds = [r for r, p in db.tables["PBD"].items() if p["SR"] == sr_ref]
+        if any(db.tables["PBD"][r]["currently_attached"] for r in pbds):
+            raise Failure("SR_HAS_PBD", sr_ref)
+        for ref in pbds:
+            db.remove("PBD", ref)
+        db.remove("SR", sr_ref)
+        return ""
+
+    def pbd_create(self, host, session, record):
+        db = host.db
+        db.get("host", record.get("host", NULL_REF))
+        db.get("SR", record.get("SR", NULL_REF))
+        return db.add("PBD", {"host": record["host"], "SR": record["SR"],
+                              "device_config": dict(
+                                  record.get("device_config") or {}),
+                              "currently_attached": False,
+                              "other_config": dict(
+                                  record.get("other_config") or {})})
+
+    def pbd_plug(self, host, session, pbd_ref):
+        self.world.plug(host.db, pbd_ref)
+        return ""
+
+    def pbd_unplug(self, host, session, pbd_ref):
+        db = host.db
+        pbd = db.get("PBD", pbd_ref)
+        if not pbd["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_DETACHED", pbd_ref)
+        pbd["currently_attached"] = False
+        db.touch(pbd_ref)
+        return ""
+
+    def pbd_destroy(self, host, session, pbd_ref):
+        db = host.db
+        if db.get("PBD", pbd_ref)["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_ATTACHED", pbd_ref)
+        db.remove("PBD", pbd_ref)
+        return ""
+
+    # -- VMs ---------------------------------------------------------------------
+
+    def vm_create(self, host, session, record):
+        if not isinstance(record, dict) or "name_label" not in record:
+            raise Failure("FIELD_TYPE_ERROR", "name_label")
+        vm = {"name_label": "", "name_description": "",
+              "is_a_template": False, "is_control_domain": False,
+              "power_state": "Halted", "resident_on": NULL_REF,
+              "affinity": NULL_REF, "domid": "-1", "other_config": {},
+              "current_operations": {}, "allowed_operations": []}
+        vm.update({k: v for k, v in record.items()
+                   if k not in ("power_state", "resident_on", "domid",
+                                "is_control_domain")})
+        return host.db.add("VM", vm)
+
+    def _power(self, db, vm_ref, expected):
+        vm = db.get("VM", vm_ref)
+        if vm["is_control_domain"]:
+            raise Failure("OPERATION_NOT_ALLOWED",
+                          "This operation is not allowed on a control domain")
+        if vm["power_state"] != expected:
+            raise Failure("VM_BAD_POWER_STATE", vm_ref, expected.lower(),
+                          vm["power_state"].lower())
+        return vm
+
+    def vm_start(self, host, session, vm_ref, start_paused, force):
+        return self.vm_start_on(host, session, vm_ref, host.db.pool()["master"],
+                                start_paused, force)
+
+    def vm_start_on(self, host, session, vm_ref, host_ref, start_paused,
+                    force):
+        db = host.db
+        db.get("host", host_ref)
+        vm = self._power(db, vm_ref, "Halted")
+        vm.update(power_state="Paused" if start_paused else "Running",
+                  resident_on=host_ref, domid=str(len(db.tables["VM"])))
+        db.touch(vm_ref)
+        return ""
+
+    def vm_shutdown(self, host, session, vm_ref):
+        db = host.db
+        vm = db.get("VM", vm_ref)
+        if vm["power_state"] == "Halted":
+            raise Failure("VM_BAD_POWER_STATE", vm_ref, "running", "halted")
+        self._power(db, vm_ref, vm["power_state"])
+        vm.update(power_state="Halted", resident_on=NULL_REF, domid="-1")
+        db.touch(vm_ref)
+        return ""
+
+    def vm_destroy(self, host, session, vm_ref):
+        db = host.db
+        self._power(db, vm_ref, "Halted")
+        db.remove("VM", vm_ref)
+        return ""
+
+    # -- events (§7) -------------------------------------------------------------
+
+    def event_from(self, host, session, classes, token, timeout):
+        world, db = self.world, host.db
+        if token == "":
+            since = -1
+        else:
+            try:
+                since = int(str(token).split(",")[0])
+            except ValueError:
+                raise Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", token)
+        wanted = set()
+        refs = set()
+        for sub in classes:
+            name, _, ref = str(sub).partition("/")
+            name = name.lower()
+            if name == "*":
+                wanted.update(EVENT_CLASSES)
+            elif name in EVENT_CLASSES:
+                if ref:
+                    refs.add(ref)
+                else:
+                    wanted.add(name)
+            elif name != "message":
+                raise Failure("EVENT_SUBSCRIPTION_PARSE_FAILURE", sub)
+        deadline = time.monotonic() + max(float(timeout), 0.0)
+        while True:
+            batch = self._events(db, since, wanted, refs)
+            remaining = deadline - time.monotonic()
+            if batch or remaining <= 0 or host.db is not db:
+                break
+            world.changed.wait(remaining)
+        return {"events": batch,
+                "valid_ref_counts": {
+                    cls: str(len(db.tables[EVENT_CLASSES[cls]]))
+                    for cls in sorted(wanted)},
+                "token": "%020d,%020d" % (db.generation, 0)}
+
+    def _events(self, db, since, wanted, refs):
+        batch = []
+        for name in sorted(EVENT_CLASSES):
+            cls = EVENT_CLASSES[name]
+            for ref in db.tables[cls]:
+                if name not in wanted and ref not in refs:
+                    continue
+                if db.modified.get(ref, 0) <= since:
+                    continue
+                op = "add" if db.created.get(ref, 0) > since else "mod"
+                batch.append({"id": str(db.modified[ref]),
+                              "timestamp": "0.0", "class": name,
+                              "operation": op, "ref": ref,
+                              "snapshot": db.record(cls, ref)})
+        for gen, name, ref, created in db.deleted:
+            if gen > since and created <= since and since >= 0 and (
+                    name.lower() in wanted or ref in refs):
+                batch.append({"id": str(gen), "timestamp": "0.0",
+                              "class": name.lower(), "operation": "del",
+                              "ref": ref})
+        return batch

@@ -1,0 +1,447 @@
+"""The simulated xapi: hosts, pool databases, and xapi's pool semantics.
+
+Every fact here comes from xen-api's sources as summarised in
+``reference/xapi.md``; section numbers in NOTEs point there. One ``World``
+holds every simulated host; a pool's database is shared by its master and
+its slaves (xapi replicates it; the master's copy is authoritative).
+"""
+
+import copy
+import ipaddress
+import threading
+import time
+import uuid as uuidlib
+
+NULL_REF = "OpaqueRef:NULL"
+
+# The software_version xapi reports (§6); pre-join checks compare these.
+DEFAULT_SOFTWARE_VERSION = {
+    "product_version": "8.4.0",
+    "product_version_text": "8.4",
+    "product_version_text_short": "8.4",
+    "platform_name": "XCP",
+    "platform_version": "3.4.0",
+    "product_brand": "XenServer",
+    "xapi": "24.19",
+    "build_number": "sim",
+    "git_id": "poolmgr-sim",
+    "xen": "4.17.3",
+    "linux": "4.19.0+1",
+    "network_backend": "openvswitch",
+    "db_schema": "5.909",
+}
+
+
+class Failure(Exception):
+    """An xapi error: ``ErrorDescription`` = [code] + params (strings)."""
+
+    def __init__(self, code, *params):
+        self.code = code
+        self.params = [str(p) for p in params]
+        super().__init__(code, *self.params)
+
+    @property
+    def description(self):
+        return [self.code] + self.params
+
+
+def new_ref():
+    return "OpaqueRef:%s" % uuidlib.uuid4()
+
+
+def new_uuid():
+    return str(uuidlib.uuid4())
+
+
+def host_address(base, index):
+    """Host ``index`` (1-based) listens on 127.0.0.0 + base + index."""
+    return str(ipaddress.IPv4Address(
+        int(ipaddress.IPv4Address("127.0.0.0")) + base + index))
+
+
+class PoolDB:
+    """One pool's database: tables of records plus event bookkeeping.
+
+    Relationship sets (host.PBDs, SR.PBDs, host.resident_VMs, ...) are
+    derived on read, so they can never disagree with the PBD and VM rows.
+    """
+
+    CLASSES = ("pool", "host", "host_metrics", "SR", "PBD", "VM", "PIF",
+               "network")
+
+    def __init__(self, world):
+        self.world = world
+        self.tables = {cls: {} for cls in self.CLASSES}
+        # generation bookkeeping for event.from (§7)
+        self.generation = 0
+        self.created = {}    # ref -> generation
+        self.modified = {}   # ref -> generation
+        self.deleted = []    # (generation, class, ref, created generation)
+
+    # -- rows -------------------------------------------------------------
+
+    def _bump(self):
+        self.generation += 1
+        self.world.changed.notify_all()
+        return self.generation
+
+    def add(self, cls, record, ref=None):
+        ref = ref or new_ref()
+        record.setdefault("uuid", new_uuid())
+        self.tables[cls][ref] = record
+        gen = self._bump()
+        self.created[ref] = gen
+        self.modified[ref] = gen
+        return ref
+
+    def touch(self, ref):
+        self.modified[ref] = self._bump()
+
+    def remove(self, cls, ref):
+        if self.tables[cls].pop(ref, None) is None:
+            return
+        gen = self._bump()
+        self.deleted.append((gen, cls.lower(), ref,
+                             self.created.pop(ref, 0)))
+        self.modified.pop(ref, None)
+
+    def get(self, cls, ref):
+        try:
+            return self.tables[cls][ref]
+        except KeyError:
+            raise Failure("HANDLE_INVALID", cls, ref)
+
+    def find(self, cls, **match):
+        return [(ref, rec) for ref, rec in self.tables[cls].items()
+                if all(rec.get(k) == v for k, v in match.items())]
+
+    def pool_ref(self):
+        return next(iter(self.tables["pool"]))
+
+    def pool(self):
+        return self.tables["pool"][self.pool_ref()]
+
+    def host_ref_of(self, sim_host):
+        for ref, rec in self.tables["host"].items():
+            if rec["uuid"] == sim_host.uuid:
+                return ref
+        return None
+
+    # -- records as xapi returns them ---------------------------------------
+
+    def record(self, cls, ref):
+        rec = copy.deepcopy(self.get(cls, ref))
+        if cls == "host":
+            rec["PBDs"] = [r for r, p in self.tables["PBD"].items()
+                           if p["host"] == ref]
+            rec["resident_VMs"] = [r for r, v in self.tables["VM"].items()
+                                   if v["resident_on"] == ref]
+            rec["PIFs"] = [r for r, p in self.tables["PIF"].items()
+                           if p["host"] == ref]
+            rec["control_domain"] = next(
+                (r for r, v in self.tables["VM"].items()
+                 if v["is_control_domain"] and v["resident_on"] == ref),
+                NULL_REF)
+        elif cls == "SR":
+            rec["PBDs"] = [r for r, p in self.tables["PBD"].items()
+                           if p["SR"] == ref]
+        elif cls == "network":
+            rec["PIFs"] = [r for r, p in self.tables["PIF"].items()
+                           if p["network"] == ref]
+        return rec
+
+
+class SimHost:
+    """One simulated XenServer host: its server, its role, its settings."""
+
+    def __init__(self, world, index):
+        self.world = world
+        self.index = index
+        self.name = "%s%02d" % (world.name_prefix, index)
+        self.uuid = new_uuid()
+        self.address = host_address(world.address_base, index)
+        self.url = None
+        self.server = None
+        self.boot_id = 0
+        self.role = "master"
+        self.master = None          # SimHost when a slave
+        self.db = None              # the pool database it belongs to
+        self.online = True          # False: offline (set_offline)
+        self.restarting = False     # True inside a join/eject fuse window
+        self.emergency = False
+        # machine properties that survive eject (they live on the box)
+        self.software_version = dict(DEFAULT_SOFTWARE_VERSION,
+                                     hostname=self.name)
+        self.cpu_vendor = "GenuineIntel"
+        self.edition = "xenserver-premium"
+        self.api_version = ("2", "21")
+        self.bonds = 0
+        self.tunnels = 0
+        self.vlans = []
+        self.management_vlan = "-1"
+        self.latency = 0.0
+        self.faults = []            # [method, remaining, code, params, drop]
+        self.pbd_plug_failures = {}  # SR name_label or uuid or "*" -> code
+
+    @property
+    def serving(self):
+        return self.online and not self.restarting
+
+    def describe(self):
+        return {"name_label": self.name, "hostname": self.name,
+                "uuid": self.uuid, "address": self.address, "url": self.url}
+
+    # -- a fresh standalone installation (first boot, or after eject) ------
+
+    def first_boot(self):
+        db = PoolDB(self.world)
+        host_ref = new_ref()
+        metrics_ref = db.add("host_metrics", {
+            "memory_total": str(64 << 30), "memory_free": str(60 << 30),
+            "live": True, "last_updated": time.strftime("%Y%m%dT%H:%M:%SZ"),
+            "other_config": {}})
+        db.add("host", self._host_record(metrics_ref), ref=host_ref)
+        network_ref = db.add("network", {
+            "name_label": "Pool-wide network associated with eth0",
+            "name_description": "", "bridge": "xenbr0", "MTU": "1500",
+            "other_config": {}, "purpose": []})
+        db.add("PIF", {
+            "device": "eth0", "host": host_ref, "network": network_ref,
+            "management": True, "IP": self.address, "VLAN": self.management_vlan,
+            "primary_address_type": "IPv4", "physical": True,
+            "currently_attached": True, "other_config": {}})
+        db.add("VM", self._dom0_record(host_ref))
+        sr_ref = db.add("SR", {
+            "name_label": "Local storage", "name_description": "",
+            "type": "ext", "content_type": "user", "shared": False,
+            "physical_size": str(500 << 30), "physical_utilisation": "0",
+            "virtual_allocation": "0", "other_config": {}, "sm_config": {},
+            "tags": [], "VDIs": [], "is_tools_sr": False,
+            "allowed_operations": [], "current_operations": {}})
+        db.add("PBD", {"host": host_ref, "SR": sr_ref,
+                       "device_config": {"device": "/dev/sda3"},
+                       "currently_attached": True, "other_config": {}})
+        db.add("pool", {
+            "name_label": "", "name_description": "", "master": host_ref,
+            "default_SR": sr_ref, "suspend_image_SR": sr_ref,
+            "crash_dump_SR": sr_ref, "ha_enabled": False,
+            "ha_configuration": {}, "other_config": {}, "tags": [],
+            "cpu_info": {"vendor": self.cpu_vendor},
+            "tls_verification_enabled": False, "restrictions": {},
+            "allowed_operations": [], "current_operations": {}})
+        self.db = db
+        self.role = "master"
+        self.master = None
+        self.emergency = False
+
+    def _host_record(self, metrics_ref):
+        return {
+            "uuid": self.uuid, "name_label": self.name,
+            "name_description": "Default install", "hostname": self.name,
+            "address": self.address, "enabled": True,
+            "software_version": dict(self.software_version),
+            "cpu_info": {"vendor": self.cpu_vendor, "cpu_count": "16",
+                         "socket_count": "1", "modelname": "Simulated CPU"},
+            "API_version_major": self.api_version[0],
+            "API_version_minor": self.api_version[1],
+            "API_version_vendor": "XenSource",
+            "edition": self.edition, "metrics": metrics_ref,
+            "other_config": {}, "tags": [], "capabilities": [],
+            "external_auth_type": "", "external_auth_service_name": "",
+            "allowed_operations": [], "current_operations": {},
+            "memory_overhead": "0", "sched_policy": "credit",
+            "license_params": {}, "pending_guidances": [],
+            "tls_verification_enabled": False,
+        }
+
+    def _dom0_record(self, host_ref):
+        return {"name_label": "Control domain on host: %s" % self.name,
+                "name_description": "", "is_a_template": False,
+                "is_control_domain": True, "power_state": "Running",
+                "resident_on": host_ref, "affinity": host_ref,
+                "domid": "0", "memory_static_max": str(4 << 30),
+                "VCPUs_max": "4", "other_config": {},
+                "current_operations": {}, "allowed_operations": []}
+
+    def host_ref(self):
+        return self.db.host_ref_of(self)
+
+    def host_record(self):
+        return self.db.get("host", self.host_ref())
+
+
+class World:
+    """Every simulated host, the lock that serialises them, the call log."""
+
+    def __init__(self, username="root", password="", join_delay=10.0,
+                 eject_delay=10.0, address_base=10, name_prefix="xs"):
+        self.username = username
+        self.password = password
+        self.join_delay = join_delay
+        self.eject_delay = eject_delay
+        self.address_base = address_base
+        self.name_prefix = name_prefix
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.hosts = []
+        self.sessions = {}   # ref -> (SimHost, boot_id, local_only)
+        self.call_log = []
+        self.timers = []
+        self.on_restart = None  # callback(SimHost, down: bool)
+        self.stopped = False
+
+    def add_host(self):
+        with self.lock:
+            host = SimHost(self, len(self.hosts) + 1)
+            host.first_boot()
+            self.hosts.append(host)
+            return host
+
+    def host(self, key):
+        """A SimHost by 1-based index, name_label, uuid or address."""
+        if isinstance(key, SimHost):
+            return key
+        if isinstance(key, dict):
+            key = key.get("name_label")
+        if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+            index = int(key)
+            if 1 <= index <= len(self.hosts):
+                return self.hosts[index - 1]
+        for host in self.hosts:
+            if key in (host.name, host.uuid, host.address):
+                return host
+        raise KeyError("no simulated host %r" % (key,))
+
+    def by_address(self, address):
+        for host in self.hosts:
+            if host.address == address or host.name == address:
+                return host
+        return None
+
+    # -- time -------------------------------------------------------------
+
+    def later(self, delay, fn, *args):
+        if self.stopped:
+            return
+        timer = threading.Timer(max(delay, 0.0), self._run_later,
+                                args=(fn,) + args)
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+
+    def _run_later(self, fn, *args):
+        with self.lock:
+            if self.stopped:
+                return
+            fn(*args)
+
+    def restart(self, host, delay, then):
+        """xapi's fuse: the host drops off the network, then comes back."""
+        host.restarting = True
+        host.boot_id += 1
+        if self.on_restart:
+            self.on_restart(host, True)
+
+        def back():
+            host.restarting = False
+            host.boot_id += 1
+            then()
+            if self.on_restart and host.online:
+                self.on_restart(host, False)
+        self.later(delay, back)
+
+    # -- sessions -----------------------------------------------------------
+
+    def check_credentials(self, username, password):
+        if username != self.username or password != self.password:
+            raise Failure("SESSION_AUTHENTICATION_FAILED", username,
+                          "Authentication failure")
+
+    def login(self, host, username, password, local_only=False):
+        if host.role == "slave" and not local_only:
+            # NOTE(§4): only the master serves the API over TCP.
+            raise Failure("HOST_IS_SLAVE", host.master.address)
+        self.check_credentials(username, password)
+        ref = new_ref()
+        self.sessions[ref] = (host, host.boot_id, local_only)
+        return ref
+
+    def session_host(self, host, ref):
+        entry = self.sessions.get(ref)
+        if entry is None or entry[0] is not host or entry[1] != host.boot_id:
+            raise Failure("SESSION_INVALID", ref)
+        if host.role == "slave" and not entry[2]:
+            raise Failure("HOST_IS_SLAVE", host.master.address)
+        return entry
+
+    # -- membership changes -------------------------------------------------
+
+    def set_live(self, host, live):
+        if host.db is None:
+            return
+        ref = host.host_ref()
+        if ref is None:
+            return
+        metrics_ref = host.db.get("host", ref)["metrics"]
+        metrics = host.db.tables["host_metrics"].get(metrics_ref)
+        if metrics is not None and metrics["live"] != live:
+            metrics["live"] = live
+            host.db.touch(metrics_ref)
+
+    def members(self, db):
+        return [h for h in self.hosts if h.db is db]
+
+    def plug_failure(self, host, sr_rec):
+        for key in (sr_rec["name_label"], sr_rec["uuid"], "*"):
+            if key in host.pbd_plug_failures:
+                return host.pbd_plug_failures[key]
+        return None
+
+    def plug(self, db, pbd_ref):
+        pbd = db.get("PBD", pbd_ref)
+        if pbd["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_ATTACHED", pbd_ref)
+        sr = db.get("SR", pbd["SR"])
+        owner = next((h for h in self.members(db)
+                      if h.host_ref() == pbd["host"]), None)
+        if owner is not None:
+            if not owner.serving:
+                raise Failure("HOST_OFFLINE", pbd["host"])
+            code = self.plug_failure(owner, sr)
+            if code:
+                raise Failure(code, "simulated plug failure of SR %s on %s"
+                              % (sr["name_label"], owner.name))
+        pbd["currently_attached"] = True
+        db.touch(pbd_ref)
+
+    def welcome_slave(self, master, joiner):
+        """The new slave's first start (create_storage.ml, §2.1 step 11)."""
+        db = master.db
+        joiner_ref = joiner.host_ref()
+        for pbd_ref, pbd in list(db.tables["PBD"].items()):
+            if pbd["host"] == joiner_ref and not pbd["currently_attached"]:
+                try:
+                    self.plug(db, pbd_ref)
+                except Failure:
+                    pass
+        master_ref = master.host_ref()
+        if "nosync" != db.pool()["other_config"].get("sync_create_pbds"):
+            for sr_ref, sr in list(db.tables["SR"].items()):
+                if not sr["shared"]:
+                    continue
+                on_master = [p for p in db.tables["PBD"].values()
+                             if p["SR"] == sr_ref and p["host"] == master_ref]
+                if not on_master or any(
+                        p["SR"] == sr_ref and p["host"] == joiner_ref
+                        for p in db.tables["PBD"].values()):
+                    continue
+                config = {k: v for k, v in on_master[0]["device_config"].items()
+                          if k != "SRmaster"}
+                pbd_ref = db.add("PBD", {
+                    "host": joiner_ref, "SR": sr_ref, "device_config": config,
+                    "currently_attached": False, "other_config": {}})
+                try:
+                    self.plug(db, pbd_ref)
+                except Failure:
+                    pass
+        self.set_live(joiner, True)
