@@ -165,7 +165,8 @@ def pool_show_text(p):
                          error])
     lines.append(members.get_string())
     if p["shared_srs"]:
-        hosts = [m["host"] for m in p["members"]]
+        hosts = [m["host"] for m in p["members"]
+                 if m["state"] != db_api.MEMBER_REMOVED]
         srs = _table(["shared SR"] + hosts)
         for sr in p["shared_srs"]:
             cells = sr.get("hosts", {})
