@@ -182,18 +182,27 @@ def pool_sync(conf, args):
     if not args.wait:
         print("aggregate %s marked for reconciliation" % agg["id"])
         return EXIT_OK
-    seen = set()
+    journal = {}
 
     def progress(op):
-        if op["id"] in seen and op["status"] == db_api.OP_STARTED:
-            return
-        seen.add(op["id"])
-        print(views.progress_line(op), flush=True)
+        # The engine reports a step when it starts and when it ends; the
+        # second report may carry only what changed.
+        merged = dict(journal.get(op["id"], {}))
+        merged.update({k: v for k, v in op.items() if v is not None})
+        journal[op["id"]] = merged
+        print(views.progress_line(merged), flush=True)
 
     result = engine.reconcile_pool(agg["id"], progress=progress)
     pool = views.pool_view(db_api.find_aggregate(agg["id"]))
     print(views.pool_show_text(pool))
-    return EXIT_OK if getattr(result, "converged", False) else EXIT_FAILED
+    # A member parked in error is not converged, whatever the pass says.
+    failed = [m for m in pool["members"] if m["state"] == db_api.MEMBER_ERROR]
+    if failed or not result.converged:
+        print("aggregate %s did not converge%s" % (agg["id"], "".join(
+            "; %s: %s" % (m["host"], m["error_code"]) for m in failed)),
+            file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------
@@ -353,7 +362,10 @@ def main(argv=None):
         print("poolmgr-manage: configuration error: %s" %
               strutils.mask_password(str(exc)), file=sys.stderr)
         return EXIT_USAGE
-    logging.set_defaults(default_log_levels=service._DEFAULT_LOG_LEVELS)
+    # NOTE(quiet): an operator's command prints its own results; engine
+    # INFO lines would interleave with them on stderr.
+    logging.set_defaults(default_log_levels=service._DEFAULT_LOG_LEVELS + (
+        [] if args.debug else ["poolmgr=WARN"]))
     conf.set_override("debug", args.debug)
     conf.set_override("use_stderr", True)
     logging.setup(conf, "poolmgr-manage")
