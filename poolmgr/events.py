@@ -42,7 +42,8 @@ class AggregateEvent:
     hosts: Optional[tuple] = None           # versioned: full list, in order
     metadata: Optional[dict] = None         # versioned: full dict
     host: Optional[str] = None              # legacy add/remove host
-    metadata_delta: Optional[dict] = None   # legacy: changed keys, None = deleted
+    # legacy: the changed keys; a None value deletes the key
+    metadata_delta: Optional[dict] = None
     request_id: Optional[str] = None
 
     @property

@@ -60,7 +60,8 @@ def mysql_empty_url(mysql_server):
     """URL of a brand-new empty MySQL database, dropped afterwards."""
     name = "poolmgr_test_%s" % uuid.uuid4().hex[:12]
     with mysql_server.connect() as conn:
-        conn.execute(sa.text("CREATE DATABASE %s CHARACTER SET utf8mb4" % name))
+        conn.execute(sa.text("CREATE DATABASE %s CHARACTER SET utf8mb4"
+                             % name))
     yield MYSQL_URL.rstrip("/") + "/" + name
     db_api.dispose()
     with mysql_server.connect() as conn:

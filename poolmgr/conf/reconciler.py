@@ -17,7 +17,8 @@ OPTS = [
                       "wake-up arrives."),
     cfg.FloatOpt("lease_time", default=60.0, min=1.0,
                  help="Seconds a reconciler holds a pool's lease without "
-                      "renewing it. A dead holder's lease expires after this."),
+                      "renewing it. A dead holder's lease expires after "
+                      "this."),
     cfg.FloatOpt("retry_initial_backoff", default=2.0, min=0.01,
                  help="First delay before retrying a transient failure."),
     cfg.FloatOpt("retry_max_backoff", default=300.0, min=0.01,

@@ -30,6 +30,7 @@ OPTS = [
                       "the new member live and enabled with its shared SRs "
                       "plugged."),
     cfg.FloatOpt("eject_timeout", default=600.0, min=1.0,
-                 help="Seconds to wait after pool.eject for the host to answer "
+                 help="Seconds to wait after pool.eject for the host to "
+                      "answer "
                       "as a standalone master."),
 ]

@@ -49,7 +49,7 @@ def version():
 
 
 def head():
-    return alembic_script.ScriptDirectory.from_config(_config()).get_current_head()
+    return script_directory().get_current_head()
 
 
 def script_directory():

@@ -11,7 +11,8 @@ def test_demo_forms_a_ready_pool_and_exits_zero():
     result = subprocess.run([BIN, "--join-delay", "0.5", "--eject-delay",
                              "0.5", "--address-base", "200"],
                             capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout[-3000:]
+                                    + result.stderr[-3000:])
     out = result.stdout
     assert "aggregate 1 (pool-a)  state: active" in out
     assert "live migration: ready" in out

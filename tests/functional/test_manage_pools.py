@@ -158,7 +158,8 @@ def test_pool_sync_wait_exits_1_and_retry_clears_the_error(env):
     vm = session.xenapi.VM.get_by_name_label("db-1")[0]
     session.xenapi.VM.clean_shutdown(vm)
     retry = manage(conf, "pool", "retry", "pool-a", "cmp2")
-    assert retry.returncode == 0 and "1 member error(s) cleared" in retry.stdout
+    assert retry.returncode == 0
+    assert "1 member error(s) cleared" in retry.stdout
     again = manage(conf, "pool", "sync", "pool-a", "--wait")
     assert again.returncode == 0, again.stdout + again.stderr
 

@@ -1,6 +1,5 @@
 """The alembic revisions and the models agree, on a real MySQL server."""
 
-from alembic import script as alembic_script
 from oslo_db.sqlalchemy import test_migrations
 import sqlalchemy as sa
 

@@ -1,4 +1,4 @@
-"""The built wheel carries the alembic tree, so db sync works when installed."""
+"""The wheel carries the alembic tree, so db sync works when installed."""
 
 import subprocess
 import sys

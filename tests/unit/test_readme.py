@@ -25,13 +25,15 @@ def test_readme_starts_with_demo_and_test_commands():
 def test_ci_runs_exactly_the_readme_test_command():
     script = (ROOT / ".ci" / "run").read_text()
     pattern = re.search(r"sed -n '(.*?)' README.rst", script).group(1)
-    extracted = subprocess.run(["sed", "-n", pattern, str(ROOT / "README.rst")],
-                               capture_output=True, text=True).stdout
+    extracted = subprocess.run(
+        ["sed", "-n", pattern, str(ROOT / "README.rst")],
+        capture_output=True, text=True).stdout
     assert extracted.splitlines()[0] == _literal_lines()[1]
 
 
 def test_readme_renders_without_warnings():
     docutils.core.publish_doctree(
         (ROOT / "README.rst").read_text(),
-        settings_overrides={"halt_level": docutils.utils.Reporter.WARNING_LEVEL,
-                            "report_level": 5})
+        settings_overrides={
+            "halt_level": docutils.utils.Reporter.WARNING_LEVEL,
+            "report_level": 5})
