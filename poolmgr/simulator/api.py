@@ -5,6 +5,7 @@
 outcome in xapi's Status/Value envelope.
 """
 
+import inspect
 import time
 
 from poolmgr.simulator import checks
@@ -102,16 +103,25 @@ class Api:
             raise Failure("HOST_UNKNOWN_TO_MASTER", host.uuid)
         handler = self.messages.get(method)
         if handler is not None:
-            try:
-                return handler(host, session, *params[1:])
-            except TypeError as exc:
-                if "positional argument" in str(exc):
-                    raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
-                                  "?", len(params))
-                raise
+            # NOTE(§1): xapi counts the session in both figures.
+            expected = self._expected_params(method, handler)
+            if len(params) != expected:
+                raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
+                              expected, len(params))
+            return handler(host, session, *params[1:])
         if method == "session.get_this_host":
             return host.host_ref()
         return self.generic(host, method, params)
+
+    # Messages whose handler takes *args: their xapi arity, session included.
+    ARITY = {"pool.join": 4, "pool.join_force": 4}
+
+    def _expected_params(self, method, handler):
+        if method in self.ARITY:
+            return self.ARITY[method]
+        positional = [p for p in inspect.signature(handler).parameters.values()
+                      if p.kind == p.POSITIONAL_OR_KEYWORD]
+        return len(positional) - 1  # minus the receiving host
 
     @staticmethod
     def _arity(method, params, expected):
