@@ -48,12 +48,12 @@ def test_pool_forms_and_follows_removal(bus, tmp_path, mysql_url, simulator,
         support.wait_for(
             lambda: _members(agg) == {"compute1": "active",
                                       "compute2": "active",
-                                      "compute3": "active"},
-            timeout=90, what="three active members")
+                                      "compute3": "active"}
+            and db_api.get_pool(agg)["state"] == db_api.POOL_ACTIVE,
+            timeout=90, what="an active pool of three members")
         pool_uuid = sim.pool_uuid("xs01")
         assert {sim.pool_uuid(h) for h in ("xs02", "xs03")} == {pool_uuid}
         assert sim.role("xs01") == "master"
-        assert db_api.get_pool(agg)["state"] == db_api.POOL_ACTIVE
         nova.remove_host(agg, "compute2")
         support.wait_for(lambda: _members(agg).get("compute2") == "removed",
                          timeout=90, what="compute2 ejected")
