@@ -14,12 +14,12 @@ inject faults and set hosts up for the checks xapi runs.
 """
 
 import collections
-import socket
 import threading
 
 from poolmgr.simulator.api import Api
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator.model import World
+from poolmgr.simulator.server import Acceptor
 from poolmgr.simulator.server import Endpoint
 
 __all__ = ["Simulator", "CallRecord", "Failure"]
@@ -39,8 +39,9 @@ class Simulator:
                            address_base=address_base, name_prefix=name_prefix)
         self.api = Api(self.world)
         self.port = port
-        self._count = hosts
+        self._requested_port = port
         self._endpoints = {}
+        self._acceptor = None
         self._faults_lock = threading.Lock()
         self.world.on_restart = self._on_restart
         for _ in range(hosts):
@@ -49,50 +50,50 @@ class Simulator:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        """Listen on every host's address; returns once all listen."""
+        """Listen on every host's address; returns once all listen.
+
+        ``port=0`` picks one free port that every host address can bind.
+        """
+        self._acceptor = Acceptor()
+        self._endpoints = {h.name: Endpoint(self, h, self._acceptor)
+                           for h in self.world.hosts}
         last_error = None
         for _ in range(20):
-            port = self.port or self._free_port()
             try:
-                self._listen_all(port)
-                self.port = port
+                self._listen_all(self.port)
                 for host in self.world.hosts:
-                    host.url = "http://%s:%d/" % (host.address, port)
+                    host.url = "http://%s:%d/" % (host.address, self.port)
                 return self
             except OSError as exc:
                 last_error = exc
-                self._stop_endpoints()
-                if self.port:
-                    raise
+                for endpoint in self._endpoints.values():
+                    endpoint.close()
+                if self._requested_port:
+                    break
+                self.port = 0
+        self._acceptor.stop()
         raise last_error
 
-    def _free_port(self):
-        with socket.socket() as probe:
-            probe.bind((self.world.hosts[0].address, 0))
-            return probe.getsockname()[1]
-
     def _listen_all(self, port):
-        self._endpoints = {}
-        for host in self.world.hosts:
-            endpoint = Endpoint(self, host, port)
-            endpoint.start()
-            self._endpoints[host.name] = endpoint
-
-    def _stop_endpoints(self):
-        endpoints = list(self._endpoints.values())
-        threads = [threading.Thread(target=e.stop) for e in endpoints]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        first = self.world.hosts[0]
+        # NOTE(port): with port 0 the kernel picks a port free on the first
+        # address; the others then try that port (a clash means retry).
+        self.port = self._endpoints[first.name].listen(port)
+        for host in self.world.hosts[1:]:
+            self._endpoints[host.name].listen(self.port)
 
     def stop(self):
         with self.world.lock:
+            if self.world.stopped:
+                return
             self.world.stopped = True
             self.world.changed.notify_all()
             for timer in self.world.timers:
                 timer.cancel()
-        self._stop_endpoints()
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        if self._acceptor is not None:
+            self._acceptor.stop()
 
     def __enter__(self):
         return self.start()
@@ -102,11 +103,8 @@ class Simulator:
 
     def _on_restart(self, host, down):
         endpoint = self._endpoints.get(host.name)
-        if endpoint is None:
-            return
-        # NOTE(restart): stopping a server waits for its loop; do it off the
-        # caller's thread, which holds the world lock.
-        threading.Thread(target=endpoint.sync, daemon=True).start()
+        if endpoint is not None:
+            endpoint.sync()
 
     # -- what clients see ----------------------------------------------------
 
@@ -237,11 +235,15 @@ class Simulator:
     def set_management_vlan(self, host, tag):
         self._edit_host(host, management_vlan=str(tag))
 
-    def set_pbd_plug_failure(self, host, sr=None, code="SR_BACKEND_FAILURE_73",
-                             enabled=True):
-        """PBD.plug of ``sr`` (name_label or uuid; None = any) on ``host``
-        fails with ``code`` while enabled."""
+    def set_pbd_plug_failure(self, host, sr_uuid_or_name=None,
+                             code="SR_BACKEND_FAILURE_73", enabled=True):
+        """PBD.plug of an SR (name_label or uuid; None = any) on ``host``
+        fails with ``code`` while enabled (also the PBDs a new slave gets)."""
+        sr = sr_uuid_or_name
         h = self.world.host(host)
+        if code is None or code is False:
+            # set_pbd_plug_failure(host, sr, False): a positional "off"
+            enabled = False
         with self.world.lock:
             key = sr or "*"
             if enabled:

@@ -6,6 +6,7 @@ outcome in xapi's Status/Value envelope.
 """
 
 import inspect
+import inspect
 import time
 
 from poolmgr.simulator import checks
@@ -18,6 +19,14 @@ CLASSES = {"pool": "pool", "host": "host", "host_metrics": "host_metrics",
            "network": "network"}
 # Lower-case names used by event.from subscriptions and events.
 EVENT_CLASSES = {c.lower(): c for c in CLASSES}
+
+# Classes with a name_label, hence get_by_name_label (PBD, PIF and
+# host_metrics have none in xapi's datamodel).
+NAMED_CLASSES = {"pool", "host", "SR", "VM", "network"}
+# Set fields computed from the rows that point back (model.PoolDB.record).
+DERIVED = {"host": ("PBDs", "resident_VMs", "PIFs", "control_domain"),
+           "SR": ("PBDs",), "network": ("PIFs",)}
+LOGIN_CALLS = ("session.login_with_password",)
 
 SETTABLE = {"name_label", "name_description", "other_config", "tags"}
 SETTABLE_BY_CLASS = {"pool": {"default_SR", "suspend_image_SR",
@@ -34,9 +43,8 @@ class Api:
     def __init__(self, world):
         self.world = world
         self.messages = {
-            "pool.join": lambda h, s, *a: self.pool_join(h, *a, force=False),
-            "pool.join_force": lambda h, s, *a: self.pool_join(h, *a,
-                                                               force=True),
+            "pool.join": self.pool_join,
+            "pool.join_force": self.pool_join_force,
             "pool.eject": self.pool_eject,
             "pool.designate_new_master": self.designate_new_master,
             "pool.emergency_transition_to_master":
@@ -62,66 +70,87 @@ class Api:
             "VM.hard_shutdown": self.vm_shutdown,
             "VM.destroy": self.vm_destroy,
             "event.from": self.event_from,
+            "event.inject": self.event_inject,
+            "event.get_current_id": self.event_get_current_id,
+            "session.get_this_host": self.session_get_this_host,
         }
 
     # -- entry ---------------------------------------------------------------
 
     def dispatch(self, host, method, params):
         world = self.world
-        if method in ("session.login_with_password",
-                      "session.login_with_password_2"):
+        if method in LOGIN_CALLS:
             if not 2 <= len(params) <= 4:
                 raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, 4,
                               len(params))
             return world.login(host, params[0], params[1])
         if method == "session.slave_local_login_with_password":
             self._arity(method, params, 2)
-            world.check_credentials(params[0], params[1])
-            if host.role != "slave":
-                return world.login(host, params[0], params[1])
+            # NOTE(§4): works on any host; the session is only valid there.
             return world.login(host, params[0], params[1], local_only=True)
-        if not params:
-            if method.split(".")[0] in CLASSES or method.startswith(
-                    ("session.", "event.")):
-                raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, 1, 0)
-            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        handler, expected = self._resolve(host, method)
+        # NOTE(§1): xapi rejects unknown messages and wrong parameter counts
+        # before it looks at the session.
+        if expected is not None:
+            self._arity(method, params, expected)
         if method in ("session.logout", "session.local_logout"):
             world.sessions.pop(params[0], None)
             return ""
         session = params[0]
         entry = world.sessions.get(session)
-        local_only = bool(entry and entry[2] and entry[0] is host)
-        if local_only:
+        if entry is not None and entry[2] and entry[0] is host:
             if entry[1] != host.boot_id:
                 raise Failure("SESSION_INVALID", session)
-            if method not in EMERGENCY_CALLS:
-                raise Failure("HOST_IS_SLAVE", host.master.address
-                              if host.master else host.address)
+            if host.role == "slave" and method not in EMERGENCY_CALLS:
+                raise Failure("HOST_IS_SLAVE", host.master.address)
         else:
             world.session_host(host, session)
         if host.db is None:
             raise Failure("HOST_UNKNOWN_TO_MASTER", host.uuid)
-        handler = self.messages.get(method)
         if handler is not None:
-            # NOTE(§1): xapi counts the session in both figures.
-            expected = self._expected_params(method, handler)
-            if len(params) != expected:
-                raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
-                              expected, len(params))
             return handler(host, session, *params[1:])
-        if method == "session.get_this_host":
-            return host.host_ref()
         return self.generic(host, method, params)
 
-    # Messages whose handler takes *args: their xapi arity, session included.
-    ARITY = {"pool.join": 4, "pool.join_force": 4}
+    def _resolve(self, host, method):
+        """(handler or None, expected param count incl. session)."""
+        if method in ("session.logout", "session.local_logout"):
+            return None, 1
+        handler = self.messages.get(method)
+        if handler is not None:
+            args = inspect.signature(handler).parameters
+            fixed = [a for a in args.values()
+                     if a.kind is a.POSITIONAL_OR_KEYWORD]
+            # handler(host, session, *args): the wire has session + args
+            return handler, len(fixed) - 1
+        cls, _, message = method.partition(".")
+        if cls not in CLASSES or host.db is None:
+            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        if message in ("get_all", "get_all_records"):
+            return None, 1
+        if message in ("get_record", "get_by_uuid"):
+            return None, 2
+        if message == "get_by_name_label" and cls in NAMED_CLASSES:
+            return None, 2
+        if message.startswith("get_") and message[4:] in self._fields(
+                host.db, cls):
+            return None, 2
+        if message.startswith("set_") and message[4:] in (
+                SETTABLE | SETTABLE_BY_CLASS.get(cls, set())) and \
+                message[4:] in self._fields(host.db, cls):
+            return None, 3
+        if message == "add_to_other_config":
+            return None, 4
+        if message == "remove_from_other_config":
+            return None, 3
+        raise Failure("MESSAGE_METHOD_UNKNOWN", method)
 
-    def _expected_params(self, method, handler):
-        if method in self.ARITY:
-            return self.ARITY[method]
-        positional = [p for p in inspect.signature(handler).parameters.values()
-                      if p.kind == p.POSITIONAL_OR_KEYWORD]
-        return len(positional) - 1  # minus the receiving host
+    @staticmethod
+    def _fields(db, cls):
+        fields = set(DERIVED.get(cls, ()))
+        for record in db.tables[cls].values():
+            fields.update(record)
+            break
+        return fields
 
     @staticmethod
     def _arity(method, params, expected):
@@ -133,70 +162,59 @@ class Api:
 
     def generic(self, host, method, params):
         cls, _, message = method.partition(".")
-        if cls not in CLASSES or not message:
-            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
         db = host.db
         table = db.tables[cls]
         args = params[1:]
-
-        def arity(n):
-            self._arity(method, params, n + 1)
-
         if message == "get_all":
-            arity(0)
             return list(table)
         if message == "get_all_records":
-            arity(0)
             return {ref: db.record(cls, ref) for ref in table}
         if message == "get_record":
-            arity(1)
             return db.record(cls, args[0])
         if message == "get_by_uuid":
-            arity(1)
             for ref, rec in table.items():
                 if rec["uuid"] == args[0]:
                     return ref
             raise Failure("UUID_INVALID", cls, args[0])
-        if message == "get_by_name_label" and cls != "host_metrics":
-            arity(1)
+        if message == "get_by_name_label":
             return [ref for ref, rec in table.items()
                     if rec.get("name_label") == args[0]]
         if message.startswith("get_"):
-            arity(1)
-            record = db.record(cls, args[0])
-            field = message[4:]
-            if field not in record:
-                raise Failure("MESSAGE_METHOD_UNKNOWN", method)
-            return record[field]
+            return db.record(cls, args[0])[message[4:]]
         if message.startswith("set_"):
-            arity(2)
             field = message[4:]
-            if field not in SETTABLE | SETTABLE_BY_CLASS.get(cls, set()):
-                raise Failure("MESSAGE_METHOD_UNKNOWN", method)
             record = db.get(cls, args[0])
             if field.endswith("SR") and args[1] != NULL_REF:
                 db.get("SR", args[1])
             record[field] = args[1]
             db.touch(args[0])
             return ""
-        if message in ("add_to_other_config", "remove_from_other_config"):
-            record = db.get(cls, args[0])
-            if message.startswith("add"):
-                arity(3)
-                if args[1] in record["other_config"]:
-                    raise Failure("MAP_DUPLICATE_KEY", cls, "other_config",
-                                  args[0], args[1])
-                record["other_config"][args[1]] = args[2]
-            else:
-                arity(2)
-                record["other_config"].pop(args[1], None)
-            db.touch(args[0])
-            return ""
-        raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        record = db.get(cls, args[0])
+        if message == "add_to_other_config":
+            if args[1] in record["other_config"]:
+                raise Failure("MAP_DUPLICATE_KEY", cls, "other_config",
+                              args[0], args[1])
+            record["other_config"][args[1]] = args[2]
+        else:
+            record["other_config"].pop(args[1], None)
+        db.touch(args[0])
+        return ""
+
+    def session_get_this_host(self, host, session, session_ref):
+        if session_ref != session and session_ref not in self.world.sessions:
+            raise Failure("HANDLE_INVALID", "session", session_ref)
+        return host.host_ref()
 
     # -- pool membership (§2, §3) ---------------------------------------------
 
-    def pool_join(self, host, master_address, username, password, force):
+    def pool_join(self, host, session, master_address, username, password):
+        return self._join(host, master_address, username, password, False)
+
+    def pool_join_force(self, host, session, master_address, username,
+                        password):
+        return self._join(host, master_address, username, password, True)
+
+    def _join(self, host, master_address, username, password, force):
         world = self.world
         master = world.by_address(master_address)
         # NOTE(§2.1 step 2): the joiner logs in to the master first; an
@@ -351,7 +369,9 @@ class Api:
             if member is host or not member.serving:
                 continue
             if member.master is not host:
+                # NOTE(§3.2): emergency_reset_master restarts its xapi.
                 member.role, member.master = "slave", host
+                member.boot_id += 1
                 recovered.append(member.host_ref())
         return recovered
 
@@ -502,7 +522,7 @@ class Api:
         vm = self._power(db, vm_ref, "Halted")
         vm.update(power_state="Paused" if start_paused else "Running",
                   resident_on=host_ref, domid=str(len(db.tables["VM"])))
-        db.touch(vm_ref)
+        db.touch(vm_ref, host_ref)
         return ""
 
     def vm_shutdown(self, host, session, vm_ref):
@@ -511,8 +531,9 @@ class Api:
         if vm["power_state"] == "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm_ref, "running", "halted")
         self._power(db, vm_ref, vm["power_state"])
+        resident_on = vm["resident_on"]
         vm.update(power_state="Halted", resident_on=NULL_REF, domid="-1")
-        db.touch(vm_ref)
+        db.touch(vm_ref, resident_on)
         return ""
 
     def vm_destroy(self, host, session, vm_ref):
@@ -558,6 +579,17 @@ class Api:
                     cls: str(len(db.tables[EVENT_CLASSES[cls]]))
                     for cls in sorted(wanted)},
                 "token": "%020d,%020d" % (db.generation, 0)}
+
+    def event_inject(self, host, session, cls, ref):
+        db = host.db
+        table = EVENT_CLASSES.get(str(cls).lower())
+        if table is None or ref not in db.tables[table]:
+            raise Failure("HANDLE_INVALID", cls, ref)
+        db.touch(ref)
+        return "%020d,%020d" % (db.generation, 0)
+
+    def event_get_current_id(self, host, session):
+        return host.db.generation
 
     def _events(self, db, since, wanted, refs):
         batch = []

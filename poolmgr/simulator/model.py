@@ -59,6 +59,11 @@ def host_address(base, index):
         int(ipaddress.IPv4Address("127.0.0.0")) + base + index))
 
 
+# Ref fields whose other end shows the row in a set field (§6).
+RELATED = {"PBD": ("host", "SR"), "VM": ("resident_on",),
+           "PIF": ("host", "network")}
+
+
 class PoolDB:
     """One pool's database: tables of records plus event bookkeeping.
 
@@ -92,18 +97,30 @@ class PoolDB:
         gen = self._bump()
         self.created[ref] = gen
         self.modified[ref] = gen
+        self._touch_related(cls, record)
         return ref
 
-    def touch(self, ref):
-        self.modified[ref] = self._bump()
+    def touch(self, *refs):
+        for ref in refs:
+            if ref in self.modified:
+                self.modified[ref] = self._bump()
+
+    def _touch_related(self, cls, record):
+        # NOTE(§7, inferred from xapi's db_cache one-to-many handling): a
+        # row joining or leaving a set field (host.PBDs, SR.PBDs,
+        # host.resident_VMs, ...) is a modification of the object on the
+        # other end, so event.from reports it.
+        self.touch(*[record.get(field) for field in RELATED.get(cls, ())])
 
     def remove(self, cls, ref):
-        if self.tables[cls].pop(ref, None) is None:
+        record = self.tables[cls].pop(ref, None)
+        if record is None:
             return
         gen = self._bump()
         self.deleted.append((gen, cls.lower(), ref,
                              self.created.pop(ref, 0)))
         self.modified.pop(ref, None)
+        self._touch_related(cls, record)
 
     def get(self, cls, ref):
         try:

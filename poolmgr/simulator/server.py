@@ -1,26 +1,44 @@
-"""One HTTP server per simulated host, speaking xapi's XML-RPC (§1).
+"""The network side: every simulated host's listener, xapi's envelopes (§1).
 
 Replies are always xapi's envelope: ``{Status: Success, Value}`` or
 ``{Status: Failure, ErrorDescription: [code, params...]}``; an API error is
-never an XML-RPC fault. A request that is not XML-RPC gets HTTP 500.
+never an XML-RPC fault. A body that is not XML-RPC gets HTTP 500, as xapi.
+
+One acceptor thread watches every listening socket with a selector and
+starts a thread per accepted connection, so 500 idle hosts cost 500 file
+descriptors and no threads.
 """
 
+import errno
 import http.server
-import socketserver
+import json
+import logging
+import selectors
+import socket
 import threading
 import time
 import xmlrpc.client
 
 from poolmgr.simulator.model import Failure
 
-RPC_PATHS = ("/", "/RPC2")
+LOG = logging.getLogger(__name__)
+
+XMLRPC_PATHS = ("/", "/RPC2")
+JSONRPC_PATH = "/jsonrpc"
+# NOTE(keep-alive): an idle client connection is closed after this long,
+# so finished clients do not pin handler threads forever.
+IDLE_TIMEOUT = 60.0
+# NOTE(drop-retry): xmlrpc.client silently retries a request once when the
+# server closes without answering; a dropped call's retry arriving this soon
+# is dropped too, so a XenAPI client really sees the drop.
+RETRY_WINDOW = 1.0
 
 
 class DropConnection(Exception):
-    """Fault injection: close the connection without an answer."""
+    """Fault injection or a restart: close the connection unanswered."""
 
 
-def _redact(method, params):
+def redact(method, params):
     """Params as the call log keeps them: no session ref, no password."""
     params = list(params)
     if method.startswith(("session.login", "session.slave_local_login")):
@@ -35,137 +53,334 @@ def _redact(method, params):
     return params
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    # NOTE(restart): HTTP/1.0 closes every connection after its answer, so
-    # a host that "restarts" refuses the next call, as real xapi does.
-    protocol_version = "HTTP/1.0"
-    server_version = "xapi-sim"
-
-    def log_message(self, format, *args):
-        pass
-
-    def do_POST(self):
-        if self.path not in RPC_PATHS:
-            self.send_error(404)
-            return
-        try:
-            length = int(self.headers.get("content-length", 0))
-            params, method = xmlrpc.client.loads(self.rfile.read(length),
-                                                 use_builtin_types=False)
-        except Exception:  # noqa: BLE001 - malformed body, as xapi: HTTP 500
-            self.send_error(500, "Malformed XML-RPC request")
-            return
-        try:
-            body = self.server.sim_host_call(method, params)
-        except DropConnection:
-            self.close_connection = True
-            self.connection.close()
-            return
-        response = xmlrpc.client.dumps((body,), methodresponse=True,
-                                       allow_none=True).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(response)))
-        self.end_headers()
-        self.wfile.write(response)
-
-
-class HostServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-
-def _encode(value):
-    """xapi's XML-RPC typing: ints travel as strings, None as ""."""
+def encode(value):
+    """xapi's typing on the wire: ints travel as strings, None as ""."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
+        return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [_encode(v) for v in value]
+        return [encode(v) for v in value]
     if value is None:
         return ""
     return value
 
 
-class Endpoint:
-    """The listening side of one simulated host; can go down and come back."""
+class _Handler(http.server.BaseHTTPRequestHandler):
+    # NOTE(keep-alive): xmlrpc.client keeps connections open (HTTP/1.1);
+    # the endpoint severs them when its host "restarts".
+    protocol_version = "HTTP/1.1"
+    server_version = "xapi-sim"
+    timeout = IDLE_TIMEOUT
 
-    def __init__(self, simulator, host, port):
+    def log_message(self, format, *args):
+        pass
+
+    def _reply(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _drop(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def do_POST(self):
+        endpoint = self.server
+        try:
+            length = int(self.headers.get("content-length", 0))
+            body = self.rfile.read(length)
+        except (ValueError, OSError):
+            self._drop()
+            return
+        if self.path in XMLRPC_PATHS:
+            self._xmlrpc(endpoint, body)
+        elif self.path == JSONRPC_PATH:
+            self._jsonrpc(endpoint, body)
+        else:
+            self.send_error(404)
+        if not endpoint.serving():
+            # the host went down while this call ran (join, eject, ...)
+            self.close_connection = True
+
+    def _xmlrpc(self, endpoint, body):
+        try:
+            params, method = xmlrpc.client.loads(body, use_builtin_types=False)
+        except Exception:  # noqa: BLE001 - malformed body, as xapi: HTTP 500
+            self.send_error(500, "Malformed XML-RPC request")
+            return
+        try:
+            result = endpoint.call(method or "", params)
+        except DropConnection:
+            self._drop()
+            return
+        response = xmlrpc.client.dumps((result,), methodresponse=True,
+                                       allow_none=True).encode()
+        self._reply(200, response, "text/xml")
+
+    def _jsonrpc(self, endpoint, body):
+        # NOTE(§1): JSON-RPC v1 and v2; errors as [code, params...] (v1) or
+        # {code: 1, message: CODE, data: params} (v2).
+        try:
+            request = json.loads(body)
+            method = request["method"]
+            params = request.get("params", [])
+            call_id = request["id"]
+            if call_id is None or not isinstance(params, list):
+                raise ValueError("bad request")
+        except (ValueError, KeyError, TypeError):
+            self.send_error(500, "Malformed JSON-RPC request")
+            return
+        try:
+            result = endpoint.call(str(method), params)
+        except DropConnection:
+            self._drop()
+            return
+        v2 = request.get("jsonrpc") == "2.0"
+        if result["Status"] == "Success":
+            reply = {"result": result["Value"], "id": call_id}
+            if not v2:
+                reply["error"] = None
+        else:
+            code, *data = result["ErrorDescription"]
+            if v2:
+                reply = {"error": {"code": 1, "message": code, "data": data},
+                         "id": call_id}
+            else:
+                reply = {"result": None, "error": [code] + data,
+                         "id": call_id}
+        if v2:
+            reply["jsonrpc"] = "2.0"
+        self._reply(200, json.dumps(reply).encode(), "application/json")
+
+
+class Endpoint:
+    """The listening side of one simulated host; goes down and comes back.
+
+    It is also the ``server`` object its request handlers see.
+    """
+
+    def __init__(self, simulator, host, acceptor):
         self.simulator = simulator
         self.host = host
-        self.port = port
-        self.server = None
-        self.thread = None
+        self.acceptor = acceptor
+        self.port = None
+        self.listener = None
+        self.connections = set()
         self._lock = threading.Lock()
+        self._dropped = {}  # method -> monotonic deadline for its retry
+
+    def serving(self):
+        return self.host.serving and not self.simulator.world.stopped
+
+    def listen(self, port):
+        """Bind and listen now; raises OSError (e.g. EADDRINUSE)."""
+        with self._lock:
+            self.port = port
+            if self.listener is None:
+                self.listener = self.acceptor.listen(self,
+                                                     self.host.address, port)
+            return self.listener.getsockname()[1]
 
     def sync(self):
-        """Make the listener match the host: serving or not.
+        """Make the listener match the host: serving or refusing.
 
-        Reads the truth each time under the endpoint's lock, so restarts
-        that overlap (short fuses) always end in the right state.
+        Reads the truth each time, so overlapping restarts (short fuses)
+        always end in the right state.
         """
-        with self._lock:
-            with self.simulator.world.lock:
-                wanted = self.host.serving and not self.simulator.world.stopped
-            if wanted and self.server is None:
-                server = HostServer((self.host.address, self.port), _Handler)
-                server.sim_host_call = self.call
-                self.server = server
-                self.thread = threading.Thread(
-                    target=server.serve_forever,
-                    kwargs={"poll_interval": 0.1},
-                    name="xapi-sim-%s" % self.host.name, daemon=True)
-                self.thread.start()
-            elif not wanted and self.server is not None:
-                server, self.server = self.server, None
-                server.shutdown()
-                server.server_close()
+        with self.simulator.world.lock:
+            wanted = self.serving()
+        if wanted:
+            try:
+                self.listen(self.port)
+            except OSError:
+                LOG.exception("%s cannot listen again", self.host.name)
+        else:
+            self.close()
 
-    start = sync
-
-    def stop(self):
+    def close(self):
+        """Connection refused from now on; open connections are severed."""
         with self._lock:
-            server, self.server = self.server, None
-            if server is not None:
-                server.shutdown()
-                server.server_close()
+            listener, self.listener = self.listener, None
+            connections = list(self.connections)
+        if listener is not None:
+            self.acceptor.forget(listener)
+        for conn in connections:
+            # NOTE(restart): SHUT_RD wakes a handler idling in recv (it then
+            # closes) and still lets a call in progress send its answer.
+            try:
+                conn.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def serve_connection(self, conn, address):
+        with self._lock:
+            self.connections.add(conn)
+        try:
+            _Handler(conn, address, self)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self.connections.discard(conn)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _retry_of_drop(self, method):
+        deadline = self._dropped.pop(method, None)
+        return deadline is not None and time.monotonic() < deadline
 
     def call(self, method, params):
+        """One API call: the reply struct, or DropConnection."""
         sim = self.simulator
         host = self.host
         world = sim.world
-        if not method.startswith("sim.") and not host.serving:
-            # inside a restart window: as good as connection refused
-            raise DropConnection()
-        if not method.startswith("sim."):
+        control = method.startswith("sim.")
+        if not control:
+            if not self.serving():
+                # inside a restart window: as good as connection refused
+                raise DropConnection()
             with world.lock:
                 world.call_log.append(sim.make_record(
-                    time.time(), host.name, method, _redact(method, params)))
-        fault = sim.take_fault(host, method)
-        if host.latency:
+                    time.time(), host.name, method, redact(method, params)))
+            if self._retry_of_drop(method):
+                raise DropConnection()
+        fault = None if control else sim.take_fault(host, method)
+        if host.latency and not control:
             time.sleep(host.latency)
         if fault is not None:
             code, fparams, drop = fault
             if drop:
+                self._dropped[method] = time.monotonic() + RETRY_WINDOW
                 raise DropConnection()
             return {"Status": "Failure",
                     "ErrorDescription": [code] + [str(p) for p in fparams]}
         try:
-            if method.startswith("sim."):
+            if control:
                 value = sim.control(method[4:], params)
             else:
                 with world.lock:
                     value = sim.api.dispatch(host, method, list(params))
-            return {"Status": "Success", "Value": _encode(value)}
+            return {"Status": "Success", "Value": encode(value)}
         except Failure as failure:
             return {"Status": "Failure",
                     "ErrorDescription": failure.description}
         except Exception as exc:  # noqa: BLE001 - as xapi's exnHelper
+            LOG.exception("%s on %s", method, host.name)
             return {"Status": "Failure",
                     "ErrorDescription": ["INTERNAL_ERROR",
                                          "%s: %s" % (type(exc).__name__,
                                                      exc)]}
+
+
+class Acceptor:
+    """One thread accepting on every host's listening socket."""
+
+    def __init__(self):
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        self._pending = []   # (callable, done Event)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop,
+                                        name="xapi-sim-acceptor", daemon=True)
+        self._thread.start()
+
+    def listen(self, endpoint, address, port):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        # NOTE(accept): the kernel queues connections from listen() on, so
+        # the host "listens" before the selector picks the socket up.
+        self._run(lambda: self._selector.register(
+            sock, selectors.EVENT_READ, endpoint), wait=False)
+        return sock
+
+    def forget(self, sock):
+        """Stop accepting on ``sock`` and close it; returns once closed."""
+        def close():
+            try:
+                self._selector.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+            sock.close()
+        self._run(close, wait=threading.current_thread() is not self._thread)
+
+    def _run(self, fn, wait):
+        done = threading.Event()
+        with self._lock:
+            if self._stopped:
+                fn()
+                return
+            self._pending.append((fn, done))
+        self._wake_w.send(b"x")
+        if wait:
+            done.wait()
+
+    def _loop(self):
+        while True:
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                self._accept(key.fileobj, key.data)
+            with self._lock:
+                pending, self._pending = self._pending, []
+                stopped = self._stopped
+            for fn, done in pending:
+                try:
+                    fn()
+                finally:
+                    done.set()
+            if stopped:
+                return
+
+    @staticmethod
+    def _accept(sock, endpoint):
+        while True:
+            try:
+                conn, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    LOG.warning("out of file descriptors accepting")
+                return
+            conn.setblocking(True)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=endpoint.serve_connection,
+                             args=(conn, address), daemon=True,
+                             name="xapi-sim-%s" % endpoint.host.name).start()
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+        self._wake_w.send(b"x")
+        self._thread.join(5)
+        for key in list(self._selector.get_map().values()):
+            if key.data is not None:
+                key.fileobj.close()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
