@@ -183,11 +183,13 @@ class Endpoint:
     def listen(self, port):
         """Bind and listen now; raises OSError (e.g. EADDRINUSE)."""
         with self._lock:
-            self.port = port
             if self.listener is None:
                 self.listener = self.acceptor.listen(self,
                                                      self.host.address, port)
-            return self.listener.getsockname()[1]
+            # NOTE(port): keep the bound port, not 0, so a restart comes
+            # back on the same one.
+            self.port = self.listener.getsockname()[1]
+            return self.port
 
     def sync(self):
         """Make the listener match the host: serving or refusing.
