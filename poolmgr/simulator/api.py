@@ -466,6 +466,10 @@ class Api:
                               "other_config": dict(
                                   record.get("other_config") or {})})
 
+    # NOTE(xapi_pbd.ml): real xapi makes PBD.plug of an attached PBD and
+    # PBD.unplug of a detached one no-ops; the simulator raises
+    # DEVICE_ALREADY_ATTACHED / DEVICE_ALREADY_DETACHED as issue 3 asks, so
+    # a client's double plug shows up in tests.
     def pbd_plug(self, host, session, pbd_ref):
         self.world.plug(host.db, pbd_ref)
         return ""
@@ -482,7 +486,8 @@ class Api:
     def pbd_destroy(self, host, session, pbd_ref):
         db = host.db
         if db.get("PBD", pbd_ref)["currently_attached"]:
-            raise Failure("DEVICE_ALREADY_ATTACHED", pbd_ref)
+            # NOTE(xapi_pbd.ml destroy): not DEVICE_ALREADY_ATTACHED.
+            raise Failure("OPERATION_NOT_ALLOWED", "PBD is currently attached")
         db.remove("PBD", pbd_ref)
         return ""
 
