@@ -6,7 +6,6 @@ holds every simulated host; a pool's database is shared by its master and
 its slaves (xapi replicates it; the master's copy is authoritative).
 """
 
-import copy
 import ipaddress
 import threading
 import time
@@ -30,6 +29,14 @@ DEFAULT_SOFTWARE_VERSION = {
     "network_backend": "openvswitch",
     "db_schema": "5.909",
 }
+
+
+def _copy_record(record):
+    # NOTE(speed): records hold strings, bools, maps of strings and lists;
+    # one level of copying is a deepcopy here, at a tenth of the cost.
+    return {k: (dict(v) if isinstance(v, dict) else
+                list(v) if isinstance(v, list) else v)
+            for k, v in record.items()}
 
 
 class Failure(Exception):
@@ -147,7 +154,7 @@ class PoolDB:
     # -- records as xapi returns them ---------------------------------------
 
     def record(self, cls, ref):
-        rec = copy.deepcopy(self.get(cls, ref))
+        rec = _copy_record(self.get(cls, ref))
         if cls == "host":
             rec["PBDs"] = [r for r, p in self.tables["PBD"].items()
                            if p["host"] == ref]
