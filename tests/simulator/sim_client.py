@@ -56,7 +56,8 @@ def join(sim, joiner, master, force=False):
     """pool.join ``joiner`` (a sim.hosts entry) to ``master``; wait until
     the master lists it live."""
     session = login(joiner)
-    call = session.xenapi.pool.join_force if force else session.xenapi.pool.join
+    pool = session.xenapi.pool
+    call = pool.join_force if force else pool.join
     call(master["address"], USER, PASSWORD)
     master_session = login(master)
 

@@ -36,7 +36,7 @@ def wait_standalone(sim, index):
     return wait_for(logged_in)
 
 
-# -- checks, in xapi's order (§3.1) ----------------------------------------------
+# -- checks, in xapi's order (§3.1) -------------------------------------------
 
 def test_eject_of_an_offline_host_is_host_offline(pool):
     sim, master = pool
@@ -102,7 +102,7 @@ def test_eject_of_an_unknown_ref_is_handle_invalid(pool):
         ["HANDLE_INVALID", "host", bogus]
 
 
-# -- after the eject ---------------------------------------------------------------
+# -- after the eject ----------------------------------------------------------
 
 def test_ejected_host_leaves_the_masters_database(pool):
     sim, master = pool
@@ -154,7 +154,7 @@ def test_ejected_host_can_join_again(pool):
     assert len(master.xenapi.host.get_all()) == 3
 
 
-# -- designate_new_master --------------------------------------------------------------
+# -- designate_new_master -----------------------------------------------------
 
 def _answer(host):
     """What a login on ``host`` gets: None while it refuses connections."""
@@ -208,7 +208,7 @@ def test_designate_new_master_refused_with_ha(pool):
                  ref_of(master, sim.hosts[1])) == ["HA_IS_ENABLED"]
 
 
-# -- emergency calls --------------------------------------------------------------------
+# -- emergency calls ----------------------------------------------------------
 
 def test_emergency_transition_and_recover_slaves(pool):
     sim, master = pool
@@ -255,7 +255,7 @@ def test_emergency_transition_refused_with_ha(pool):
         ["HA_IS_ENABLED"]
 
 
-# -- host.destroy ("host-forget") ---------------------------------------------------------
+# -- host.destroy ("host-forget") ---------------------------------------------
 
 def test_host_destroy_of_a_live_host_is_host_is_live(pool):
     sim, master = pool

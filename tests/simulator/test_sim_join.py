@@ -20,9 +20,10 @@ def sim(simulator):
 
 
 def join_error(sim, joiner=2, master=1, force=False):
-    """ErrorDescription of pool.join(_force) of host ``joiner`` to ``master``."""
+    """ErrorDescription of pool.join(_force) of ``joiner`` to ``master``."""
     session = login(sim.hosts[joiner - 1])
-    call = session.xenapi.pool.join_force if force else session.xenapi.pool.join
+    pool = session.xenapi.pool
+    call = pool.join_force if force else pool.join
     return fails(call, sim.hosts[master - 1]["address"], USER, PASSWORD)
 
 
@@ -155,7 +156,7 @@ def test_join_refused_when_db_schemas_differ(sim):
                                "5.800", "5.909"]
 
 
-# -- order: the first failing check wins ----------------------------------------
+# -- order: the first failing check wins --------------------------------------
 
 def test_first_failing_check_in_xapi_order_is_reported(sim):
     # violations of #9 (running VM), #13 (CPU vendor), #15 (bond),
@@ -220,7 +221,7 @@ def test_join_to_an_unknown_address_fails_to_connect(sim):
     assert details == ["JOINING_HOST_CONNECTION_FAILED"]
 
 
-# -- the join itself ---------------------------------------------------------------
+# -- the join itself ----------------------------------------------------------
 
 def test_join_restarts_joiner_then_it_is_a_slave_of_the_master(simulator):
     sim = simulator(hosts=2, join_delay=0.8)

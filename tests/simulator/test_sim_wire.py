@@ -1,4 +1,7 @@
-"""xapi's wire protocol as the simulator speaks it (reference/xapi.md §1, §4, §5)."""
+"""xapi's wire protocol as the simulator speaks it.
+
+Reference: reference/xapi.md §1 (wire), §4 (HOST_IS_SLAVE), §5 (XenAPI.py).
+"""
 
 import http.client
 import re
