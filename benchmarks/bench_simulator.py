@@ -127,7 +127,8 @@ def main(argv=None):
     print("hosts                   %d" % figures["hosts"])
     print("start-up                %.3f s" % figures["startup_s"])
     print("login on every host     %.3f s" % figures["login_every_host_s"])
-    print("peak RSS after start    %.1f MB" % figures["peak_rss_mb_after_start"])
+    print("peak RSS after start    %.1f MB"
+          % figures["peak_rss_mb_after_start"])
     print("peak RSS                %.1f MB" % figures["peak_rss_mb"])
     print("calls/s served          %.0f (host.get_all_records, %d client "
           "threads, %.0f s, %d errors)"

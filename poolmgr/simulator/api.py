@@ -6,7 +6,6 @@ outcome in xapi's Status/Value envelope.
 """
 
 import inspect
-import inspect
 import time
 
 from poolmgr.simulator import checks
@@ -75,7 +74,7 @@ class Api:
             "session.get_this_host": self.session_get_this_host,
         }
 
-    # -- entry ---------------------------------------------------------------
+    # -- entry ----------------------------------------------------------------
 
     def dispatch(self, host, method, params):
         world = self.world
@@ -158,7 +157,7 @@ class Api:
             raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method,
                           expected, len(params))
 
-    # -- generic field access --------------------------------------------------
+    # -- generic field access -------------------------------------------------
 
     def generic(self, host, method, params):
         cls, _, message = method.partition(".")
@@ -395,7 +394,7 @@ class Api:
         host.db.touch(ref)
         return ""
 
-    # -- storage ---------------------------------------------------------------
+    # -- storage --------------------------------------------------------------
 
     def sr_create(self, host, session, host_ref, device_config, physical_size,
                   name_label, name_description, sr_type, content_type,
@@ -491,7 +490,7 @@ class Api:
         db.remove("PBD", pbd_ref)
         return ""
 
-    # -- VMs ---------------------------------------------------------------------
+    # -- VMs ------------------------------------------------------------------
 
     def vm_create(self, host, session, record):
         if not isinstance(record, dict) or "name_label" not in record:
@@ -517,7 +516,8 @@ class Api:
         return vm
 
     def vm_start(self, host, session, vm_ref, start_paused, force):
-        return self.vm_start_on(host, session, vm_ref, host.db.pool()["master"],
+        return self.vm_start_on(host, session, vm_ref,
+                                host.db.pool()["master"],
                                 start_paused, force)
 
     def vm_start_on(self, host, session, vm_ref, host_ref, start_paused,
@@ -547,7 +547,7 @@ class Api:
         db.remove("VM", vm_ref)
         return ""
 
-    # -- events (§7) -------------------------------------------------------------
+    # -- events (§7) ----------------------------------------------------------
 
     def event_from(self, host, session, classes, token, timeout):
         world, db = self.world, host.db

@@ -18,7 +18,8 @@ def pre_join_checks(world, joiner, master, force):
     remote_master = master.host_record()
     # 0. get_pool: the remote must be in exactly one pool.
     if len(remote_db.tables["pool"]) != 1:
-        raise Failure("INTERNAL_ERROR", "Remote host does not belong to a pool.")
+        raise Failure("INTERNAL_ERROR",
+                      "Remote host does not belong to a pool.")
     # 2. management interface
     if not any(p["management"] for p in local_db.tables["PIF"].values()
                if p["host"] == joiner.host_ref()):

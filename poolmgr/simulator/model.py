@@ -231,7 +231,8 @@ class SimHost:
             "other_config": {}, "purpose": []})
         db.add("PIF", {
             "device": "eth0", "host": host_ref, "network": network_ref,
-            "management": True, "IP": self.address, "VLAN": self.management_vlan,
+            "management": True, "IP": self.address,
+            "VLAN": self.management_vlan,
             "primary_address_type": "IPv4", "physical": True,
             "currently_attached": True, "other_config": {}})
         db.add("VM", self._dom0_record(host_ref))
@@ -459,7 +460,8 @@ class World:
                         p["SR"] == sr_ref and p["host"] == joiner_ref
                         for p in db.tables["PBD"].values()):
                     continue
-                config = {k: v for k, v in on_master[0]["device_config"].items()
+                config = {k: v
+                          for k, v in on_master[0]["device_config"].items()
                           if k != "SRmaster"}
                 pbd_ref = db.add("PBD", {
                     "host": joiner_ref, "SR": sr_ref, "device_config": config,
