@@ -4,6 +4,7 @@ Reference: reference/xapi.md §1 (wire), §4 (HOST_IS_SLAVE), §5 (XenAPI.py).
 """
 
 import http.client
+import json
 import re
 import threading
 
@@ -235,3 +236,73 @@ def test_xenapi_failure_str_is_the_error_description(sim):
     with pytest.raises(XenAPI.Failure) as info:
         session.xenapi.login_with_password(USER, "nope")
     assert "SESSION_AUTHENTICATION_FAILED" in str(info.value)
+
+
+def test_old_session_after_join_is_invalid_and_relogin_meets_host_is_slave(
+        simulator):
+    from tests.simulator.sim_client import join
+    sim = simulator(hosts=2)
+    master, joiner = sim.hosts
+    before = login(joiner)
+    stale = before.handle
+    join(sim, joiner, master)
+    reply = raw(connect(joiner), "host.get_all", stale)
+    assert reply["ErrorDescription"] == ["SESSION_INVALID", stale]
+    # XenAPI re-logs in on SESSION_INVALID; that login meets HOST_IS_SLAVE
+    assert fails(before.xenapi.host.get_all) == \
+        ["HOST_IS_SLAVE", master["address"]]
+
+
+# -- JSON-RPC on /jsonrpc (§1); XenAPI.py has none, so plain HTTP -----------
+
+def jsonrpc(host, request):
+    port = int(host["url"].rsplit(":", 1)[1].rstrip("/"))
+    conn = http.client.HTTPConnection(host["address"], port, timeout=5)
+    conn.request("POST", "/jsonrpc", body=json.dumps(request),
+                 headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+def test_jsonrpc_v1_and_v2_replies(sim):
+    host = sim.hosts[0]
+    status, body = jsonrpc(host, {"method": "session.login_with_password",
+                                  "params": [USER, PASSWORD], "id": 1})
+    reply = json.loads(body)
+    assert status == 200 and reply["error"] is None and reply["id"] == 1
+    assert REF.match(reply["result"])
+    _, body = jsonrpc(host, {"jsonrpc": "2.0", "method": "host.get_all",
+                             "params": [reply["result"]], "id": "a"})
+    reply2 = json.loads(body)
+    assert reply2["jsonrpc"] == "2.0" and reply2["id"] == "a"
+    assert len(reply2["result"]) == 1
+
+
+def test_jsonrpc_errors_in_v1_and_v2_shapes(sim):
+    host = sim.hosts[0]
+    _, body = jsonrpc(host, {"method": "session.login_with_password",
+                             "params": [USER, "bad"], "id": 7})
+    reply = json.loads(body)
+    assert reply["result"] is None
+    assert reply["error"][:2] == ["SESSION_AUTHENTICATION_FAILED", USER]
+    _, body = jsonrpc(host, {"jsonrpc": "2.0", "method": "host.frob",
+                             "params": ["OpaqueRef:NULL"], "id": 8})
+    reply = json.loads(body)
+    assert reply["error"] == {"code": 1, "message": "MESSAGE_METHOD_UNKNOWN",
+                              "data": ["host.frob"]}
+
+
+def test_jsonrpc_request_without_id_is_rejected(sim):
+    status, _ = jsonrpc(sim.hosts[0], {"method": "session.login_with_password",
+                                       "params": [USER, PASSWORD],
+                                       "id": None})
+    assert status == 500
+
+
+def test_session_refs_work_across_xml_rpc_and_json_rpc(sim):
+    session = login(sim.hosts[0])
+    _, body = jsonrpc(sim.hosts[0], {"method": "pool.get_all",
+                                     "params": [session.handle], "id": 2})
+    assert json.loads(body)["result"] == session.xenapi.pool.get_all()
