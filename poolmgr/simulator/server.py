@@ -100,6 +100,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, OSError):
             self._drop()
             return
+        if len(body) < length or not endpoint.serving():
+            # NOTE(restart): a request on a connection severed by a restart
+            # or set_offline is dropped, never answered with HTTP 500.
+            self._drop()
+            return
         if self.path in XMLRPC_PATHS:
             self._xmlrpc(endpoint, body)
         elif self.path == JSONRPC_PATH:
