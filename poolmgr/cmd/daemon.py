@@ -2,6 +2,7 @@
 
 import sys
 
+from oslo_config import cfg
 from oslo_log import log
 
 from poolmgr import service
@@ -12,7 +13,14 @@ LOG = log.getLogger(__name__)
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    conf = service.prepare_service(argv)
+    try:
+        conf = service.prepare_service(argv)
+    except cfg.Error as exc:
+        # A missing file or a bad value is the operator's input: one line,
+        # the usage exit code, no traceback.
+        print("poolmgr: configuration error: %s"
+              % utils.mask_url(str(exc)), file=sys.stderr)
+        return 2
     sm = service.build_service_manager(conf)
     # NOTE(title): cotyledon titles the master with the raw command line;
     # mask it in case a URL with a password was passed on it.
@@ -22,4 +30,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
