@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,8 +22,11 @@ def build_parser():
     parser.add_argument("--address-base", type=int, default=10,
                         help="host i listens on 127.0.0.0 + BASE + i")
     parser.add_argument("--username", default="root")
-    parser.add_argument("--password", default="",
-                        help="xapi password the hosts accept (never printed)")
+    parser.add_argument("--password",
+                        default=os.environ.get("POOLMGR_SIM_PASSWORD", ""),
+                        help="xapi password the hosts accept (never printed;"
+                             " also POOLMGR_SIM_PASSWORD, which keeps it out"
+                             " of the process table altogether)")
     parser.add_argument("--join-delay", type=float, default=10.0,
                         help="seconds a host restarts after pool.join "
                              "(xapi's fuse: 10)")
@@ -31,9 +35,32 @@ def build_parser():
     return parser
 
 
+def _hide_password_from_ps(argv):
+    """Rewrite the process title so ``ps`` never shows the password."""
+    try:
+        import setproctitle
+    except ImportError:  # pragma: no cover - optional outside poolmgr
+        return
+    shown, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+        elif arg == "--password":
+            shown.append(arg)
+            hide_next = True
+        elif arg.startswith("--password="):
+            shown.append("--password=***")
+        else:
+            shown.append(arg)
+    setproctitle.setproctitle(" ".join(["poolmgr-xapi-sim"] + shown))
+
+
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    _hide_password_from_ps(argv)
     if args.hosts < 1:
         parser.error("--hosts must be at least 1")
     if not 0 <= args.port <= 65535:

@@ -94,3 +94,30 @@ def test_port_in_use_exits_1_with_a_message(running):
     out, err = second.communicate(timeout=10)
     assert second.returncode == 1
     assert "cannot listen" in err
+
+
+def test_password_never_shows_in_the_process_table(running):
+    proc = running("--hosts", "1", "--port", "0", "--address-base", "60",
+                   "--password", PASSWORD)
+    read_hosts(proc, 1)
+    args = subprocess.run(["ps", "-o", "args=", "-p", str(proc.pid)],
+                          capture_output=True, text=True).stdout
+    assert "--password ***" in args
+    assert PASSWORD not in args
+
+
+def test_password_from_the_environment(tmp_path):
+    import os
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "poolmgr.simulator.cli", "--hosts", "1",
+         "--port", "0", "--address-base", "61"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, POOLMGR_SIM_PASSWORD="env-secret"))
+    try:
+        host = json.loads(proc.stdout.readline())
+        session = XenAPI.Session(host["url"])
+        session.xenapi.login_with_password("root", "env-secret")
+        assert session.xenapi.pool.get_all()
+    finally:
+        proc.kill()
+        proc.wait(5)
