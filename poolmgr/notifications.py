@@ -299,7 +299,11 @@ def _is_transient(exc):
     if isinstance(exc, _PERMANENT_DB_ERRORS):
         return False
     if isinstance(exc, db_exc.DBError):
-        return True
+        # NOTE(data-error): PyMySQL raises DataError for MySQL 1366
+        # (incorrect string value) and oslo.db passes it on as a plain
+        # DBError; retrying it would requeue the message forever.
+        return not isinstance(getattr(exc, "inner_exception", None),
+                              (sa_exc.DataError, sa_exc.IntegrityError))
     # NOTE(driver-errors): errors raised outside oslo.db's filters (the
     # engine cannot be built, a socket dies) mean the same thing. A missing
     # table means `poolmgr-manage db sync` has not run yet: wait for it

@@ -86,6 +86,10 @@ def _configure(options):
         # NOTE(driver): PyMySQL is the pure-Python driver we depend on;
         # plain mysql:// would look for MySQLdb.
         url = "mysql+pymysql://" + url[len("mysql://"):]
+    if url.startswith("mysql") and "charset=" not in url:
+        # NOTE(charset): the tables are utf8mb4; oslo.db would otherwise
+        # connect with 3-byte utf8 and refuse text outside the BMP.
+        url += ("&" if "?" in url else "?") + "charset=utf8mb4"
     options["connection"] = url
     # NOTE(retries): oslo.db would retry the initial connection
     # max_retries times with sleeps; callers decide instead (the CLI fails
