@@ -470,4 +470,5 @@ class World:
                     self.plug(db, pbd_ref)
                 except Failure:
                     pass
-        self.set_live(joiner, True)
+        # A joiner set offline inside its restart window stays not live.
+        self.set_live(joiner, joiner.online)
