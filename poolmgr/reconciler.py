@@ -375,6 +375,12 @@ class Reconciler:
             host = inventory.get(name)
             if host is None:
                 continue
+            if recorded and problems and name != recorded \
+                    and name not in known_members:
+                # NOTE(slow-master): the pool exists but its master (and
+                # members) could not be read just now; a desired host that
+                # is not a member yet must not found a second pool.
+                continue
             sess = self.sessions.get(host["xapi_url"], follow_master=True)
             try:
                 snap = operations.read_pool(sess)
