@@ -226,6 +226,7 @@ class Reconciler:
 
     def _leased_pass(self, aggregate_id, generation, progress):
         due_at = None
+        started = _now()
         try:
             result = self._pass(aggregate_id, generation, progress)
             due_at = self._next_due(aggregate_id, result)
@@ -250,7 +251,7 @@ class Reconciler:
         finally:
             try:
                 db_api.release_lease(aggregate_id, self.owner, generation,
-                                     due_at=due_at)
+                                     due_at=due_at, marked_since=started)
             except Exception:  # noqa: BLE001
                 LOG.exception("Pool %s: could not release the lease",
                               aggregate_id)

@@ -544,11 +544,24 @@ def check_lease(aggregate_id, owner, generation):
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def release_lease(aggregate_id, owner, generation, due_at=None):
-    """Give the lease back; optionally schedule the next pass."""
+def release_lease(aggregate_id, owner, generation, due_at=None,
+                  marked_since=None):
+    """Give the lease back; optionally schedule the next pass.
+
+    ``marked_since``: when the pass started. A pool marked due after that
+    (a notification stored during the pass) keeps its earlier due time.
+    """
     values = {"lease_owner": None, "lease_expires_at": None,
               "updated_at": _now()}
-    if due_at is not None:
+    if due_at is not None and marked_since is not None:
+        # NOTE(wake-up): decided in the UPDATE itself, so a notification
+        # stored between a read and this write cannot be lost either.
+        values["due_at"] = sa.case(
+            (sa.and_(models.Pool.due_at.is_not(None),
+                     models.Pool.due_at > marked_since,
+                     models.Pool.due_at < due_at), models.Pool.due_at),
+            else_=due_at)
+    elif due_at is not None:
         values["due_at"] = due_at
     with _writer() as session:
         result = session.execute(sa.update(models.Pool).where(

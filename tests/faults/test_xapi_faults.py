@@ -189,3 +189,33 @@ def test_host_going_offline_mid_join_is_reported_then_finished(sim):
     assert result.converged, result
     assert es.members(1)["cmp-3"]["state"] == "active"
     assert _joins(s, 2) == 1
+
+
+def test_host_added_during_the_last_look_of_a_pass_is_not_forgotten(
+        sim, monkeypatch):
+    # Found by the build-out benchmark: a notification stored while a pass
+    # was finishing (after its last read of desired state) marked the pool
+    # due, and the release of the lease pushed due_at to the next resync.
+    from poolmgr import reconciler
+    s = sim(3)
+    names = es.register(s)
+    es.want(1, "late", names[:2])
+    real_assess = reconciler.readiness.assess
+    injected = []
+
+    def assess_and_meanwhile_nova_adds_a_host(*args, **kwargs):
+        if not injected:
+            injected.append(True)
+            es.want(1, "late", names)
+        return real_assess(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler.readiness, "assess",
+                        assess_and_meanwhile_nova_adds_a_host)
+    conf = es.make_conf(resync_interval=3600.0)
+    engine = es.engine(conf)
+    engine.reconcile_pool(1)
+    assert injected
+    assert db_api.list_due_pools() == [1], db_api.get_pool(1)["due_at"]
+    monkeypatch.setattr(reconciler.readiness, "assess", real_assess)
+    assert engine.reconcile_pool(1).converged
+    assert es.members(1)["cmp-3"]["state"] == "active"
