@@ -41,6 +41,7 @@ setuptools.setup(
             "ruff>=0.4",
             "docutils>=0.18",
             "kombu>=5.0",
+            "psutil>=5.9",
         ],
     },
     entry_points={

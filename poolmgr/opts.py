@@ -1,5 +1,7 @@
 """Options for oslo-config-generator (namespace ``poolmgr``)."""
 
+from oslo_config import cfg
+
 from poolmgr.conf import metrics
 from poolmgr.conf import notifications
 from poolmgr.conf import reconciler
@@ -14,5 +16,11 @@ def list_opts():
 
 def register_opts(conf):
     for section in _SECTIONS:
-        conf.register_group(section.GROUP)
-        conf.register_opts(section.OPTS, group=section.GROUP)
+        # NOTE(isolation): oslo.config keeps overrides inside the OptGroup
+        # object, so each ConfigOpts gets its own copy of the group; sharing
+        # the module's would leak set_override() between two configs built
+        # in one process (tests, the demo, benchmarks).
+        group = cfg.OptGroup(section.GROUP.name, title=section.GROUP.title,
+                             help=section.GROUP.help)
+        conf.register_group(group)
+        conf.register_opts(section.OPTS, group=group)

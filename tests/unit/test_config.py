@@ -49,3 +49,13 @@ def test_oslo_config_generator_lists_poolmgr_sections(tmp_path):
                     "[database]", "[metrics]"):
         assert section in text
     assert "#connection_password = <None>" in text
+
+
+def test_two_configs_in_one_process_do_not_share_overrides():
+    first = service.build_conf()
+    first([])
+    second = service.build_conf()
+    second([])
+    first.set_override("pool", "first-queue", group="notifications")
+    assert first.notifications.pool == "first-queue"
+    assert second.notifications.pool == "poolmgr"
