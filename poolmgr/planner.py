@@ -70,6 +70,8 @@ class HostView:
     ref: str = None        # IN_POOL: the host's ref in the pool snapshot
     snapshot: object = None  # STANDALONE: the host's own one-host pool
     detail: str = None     # why UNREACHABLE / OTHER_POOL
+    code: str = None       # UNREACHABLE: xapi's (or poolmgr's) error code
+    params: tuple = ()     # ... and its params
 
 
 @dataclasses.dataclass
@@ -318,6 +320,12 @@ def _blocked(view):
                   "there first" % (view.name, view.detail))
     else:
         reason = "%s is unreachable: %s" % (view.name, view.detail)
+        if view.code:
+            # The operator sees xapi's code on the member (pool show),
+            # e.g. SESSION_AUTHENTICATION_FAILED for wrong credentials.
+            return Step(BLOCKED, view.name, reason=reason,
+                        params={"code": view.code,
+                                "params": list(view.params)})
     return Step(BLOCKED, view.name, reason=reason)
 
 

@@ -452,7 +452,8 @@ class Reconciler:
                 return planner.HostView(name, planner.OTHER_POOL, url=url,
                                         detail=(exc.params or ["?"])[0])
             return planner.HostView(name, planner.UNREACHABLE, url=url,
-                                    detail=str(exc))
+                                    detail=str(exc), code=exc.code,
+                                    params=tuple(exc.params))
         uuid_ = snap.master_uuid
         if record and uuid_ and host["xenserver_uuid"] != uuid_:
             db_api.set_host_xenserver_uuid(name, uuid_)
@@ -481,11 +482,18 @@ class Reconciler:
 
     def _do_blocked(self, ctx, step, observed):
         LOG.info("Pool %s: blocked: %s", ctx.aggregate_id, step.reason)
+        if step.host and step.params.get("code"):
+            # Not parked: the host is looked at again after the backoff;
+            # the code is recorded so that pool show says why it waits.
+            db_api.upsert_member(ctx.aggregate_id, step.host,
+                                 error_code=step.params["code"][:255],
+                                 error_params=step.params["params"])
 
     def _do_preflight(self, ctx, step, observed):
         if not step.failures:
             db_api.upsert_member(ctx.aggregate_id, step.host,
-                                 state=db_api.MEMBER_PREFLIGHT)
+                                 state=db_api.MEMBER_PREFLIGHT,
+                                 error_code=None, error_params=None)
             return
         failures = step.failures
         code = "+".join(f.code for f in failures)

@@ -260,3 +260,19 @@ def test_engine_run_forever_wakes_and_stops_cleanly(sim, conf):
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert db_api.get_pool(1)["lease_owner"] is None
+
+
+def test_host_refusing_our_credentials_shows_the_code_and_others_join(
+        sim, conf):
+    good = sim(2)
+    elsewhere = sim(1, password="another-password", address_base=90)
+    names = es.register(good)
+    db_api.register_host("cmp-x", elsewhere.hosts[0]["url"])
+    es.want(1, "pool-a", names + ["cmp-x"])
+    es.engine(conf).reconcile_pool(1)
+    members = es.members(1)
+    assert members["cmp-2"]["state"] == db_api.MEMBER_ACTIVE
+    assert members["cmp-x"]["state"] == db_api.MEMBER_PENDING
+    assert members["cmp-x"]["error_code"] == "SESSION_AUTHENTICATION_FAILED"
+    assert "another-password" not in str(members["cmp-x"]["error_params"])
+    assert elsewhere.calls("pool.join") == []
