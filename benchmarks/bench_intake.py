@@ -218,7 +218,7 @@ def measure(total=TOTAL, threads=None):
             "noop_events_per_s": round(noop_rate, 1),
             "poolmgr_events_per_s": round(real_rate, 1),
             "executor_threads": threads,
-            "batch_size": notifications.BATCH_SIZE,
+            "batch_size": service.build_conf().notifications.batch_size,
             "ratio": real_rate / noop_rate}
 
 

@@ -504,12 +504,9 @@ class PoisonSafeDispatcher(notify_dispatcher.BatchNotificationDispatcher):
 
 
 # NOTE(batch): one transaction per batch instead of per message is what
-# lets the intake keep up with a no-op consumer. The batch must fit in the
-# prefetch window (rabbit_qos_prefetch_count, 100 by default) or every
-# batch would wait for the timeout; the timeout bounds the latency of a
-# lone notification.
-BATCH_SIZE = 50
-BATCH_TIMEOUT = 0.2
+# lets the intake keep up; [notifications] batch_size must fit in the
+# prefetch window (rabbit_qos_prefetch_count) or every batch would wait for
+# batch_timeout, which bounds the latency of a lone notification.
 
 
 def build_listener(transport, conf, endpoint=None):
@@ -532,8 +529,9 @@ def build_listener(transport, conf, endpoint=None):
     # explicit argument is deprecated.
     listener = oslo_messaging.get_batch_notification_listener(
         transport, targets, [endpoint], allow_requeue=True,
-        pool=conf.notifications.pool, batch_size=BATCH_SIZE,
-        batch_timeout=BATCH_TIMEOUT)
+        pool=conf.notifications.pool,
+        batch_size=conf.notifications.batch_size,
+        batch_timeout=conf.notifications.batch_timeout)
     listener.dispatcher = PoisonSafeDispatcher([endpoint],
                                                on_poison=endpoint.reject)
     return listener

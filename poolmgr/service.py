@@ -39,8 +39,9 @@ def build_conf():
     # NOTE(exchange): Nova publishes on its control_exchange, "nova".
     conf.set_default("control_exchange", "nova")
     # NOTE(prefetch): without a bound the rabbit driver pulls the whole queue
-    # into memory; a crash would then leave all of it unacked at once.
-    conf.set_default("rabbit_qos_prefetch_count", 100,
+    # into memory and a crash leaves all of it unacked at once; twice the
+    # intake's batch size keeps a batch arriving while one is stored.
+    conf.set_default("rabbit_qos_prefetch_count", 400,
                      group="oslo_messaging_rabbit")
     return conf
 

@@ -17,6 +17,14 @@ OPTS = [
                help="Number of intake worker processes."),
     cfg.IntOpt("executor_threads", default=4, min=1,
                help="Threads handling messages inside one intake worker."),
+    cfg.IntOpt("batch_size", default=200, min=1,
+               help="Notifications stored per database transaction. Keep it "
+                    "at most half of [oslo_messaging_rabbit] "
+                    "rabbit_qos_prefetch_count so a batch never waits for "
+                    "its timeout while the broker waits for acks."),
+    cfg.FloatOpt("batch_timeout", default=0.2, min=0.01,
+                 help="Seconds a partial batch waits for more notifications; "
+                      "bounds the delay of a lone notification."),
     cfg.FloatOpt("requeue_delay", default=2.0, min=0.0,
                  help="Seconds to wait before requeuing a message that could "
                       "not be stored (database unreachable), so a broken "

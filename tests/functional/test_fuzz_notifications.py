@@ -227,7 +227,8 @@ class _Run:
         self.bad += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.pending.append(message)
-        if len(self.pending) >= notifications.BATCH_SIZE - 2:
+        # a batch as the listener would hand it over (batch_size default)
+        if len(self.pending) >= 48:
             self.flush()
 
     def _next_valid(self):

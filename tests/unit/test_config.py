@@ -33,7 +33,9 @@ def test_contract_option_names_exist():
                                          "notifications"]
     assert conf.notifications.exchange == "nova"
     assert conf.notifications.pool == "poolmgr"
-    assert conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count == 100
+    assert conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count == 400
+    assert (conf.notifications.batch_size * 2
+            <= conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count)
 
 
 def test_oslo_config_generator_lists_poolmgr_sections(tmp_path):
