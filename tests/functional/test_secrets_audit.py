@@ -19,7 +19,6 @@ import subprocess
 import sys
 import uuid
 
-import pytest
 import sqlalchemy as sa
 
 from poolmgr.db import api as db_api
@@ -104,7 +103,8 @@ def test_refused_credentials_leave_no_password_anywhere(
     assert check["ok"] is False
     assert check["error_code"] == "SESSION_AUTHENTICATION_FAILED"
     assert check["reachable"] is True and check["credentials_ok"] is False
-    assert json.loads(results["host check cmp-1 --format json"].stdout)["ok"] is True
+    good = json.loads(results["host check cmp-1 --format json"].stdout)
+    assert good["ok"] is True
     assert json.loads(results["pool show 1 --format json"].stdout)[
         "aggregate_id"] == 1
     plan = json.loads(results["pool plan 1 --format json"].stdout)
