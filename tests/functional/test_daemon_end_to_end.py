@@ -20,13 +20,6 @@ lease_time = 15
 """
 
 
-@pytest.fixture
-def bus(rabbit_url):
-    bus = support.Bus(rabbit_url)
-    yield bus
-    bus.cleanup()
-
-
 def _members(aggregate_id):
     return {m["host"]: m["state"] for m in db_api.list_members(aggregate_id)}
 

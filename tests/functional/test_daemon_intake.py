@@ -15,27 +15,6 @@ from poolmgr import fakenova
 from tests.functional import daemon_support as support
 
 
-@pytest.fixture
-def bus(rabbit_url):
-    bus = support.Bus(rabbit_url)
-    yield bus
-    bus.cleanup()
-
-
-@pytest.fixture
-def daemon_factory(tmp_path, bus, mysql_url):
-    started = []
-
-    def make(**kwargs):
-        daemon = support.Daemon(tmp_path, bus, mysql_url, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.kill()
-
-
 def _build_pool(nova):
     agg = nova.create_aggregate("pool-a", availability_zone="az1")
     nova.set_metadata(agg, {"hypervisor_pool": "true", "scratch": "x"})

@@ -4,32 +4,10 @@ import signal
 import time
 import urllib.request
 
-import pytest
 
 from poolmgr.db import api as db_api
 from poolmgr import fakenova
 from tests.functional import daemon_support as support
-
-
-@pytest.fixture
-def bus(rabbit_url):
-    bus = support.Bus(rabbit_url)
-    yield bus
-    bus.cleanup()
-
-
-@pytest.fixture
-def daemon_factory(tmp_path, bus, mysql_url):
-    started = []
-
-    def make(**kwargs):
-        daemon = support.Daemon(tmp_path, bus, mysql_url, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.kill()
 
 
 def _publish_pool(bus, hosts=3):

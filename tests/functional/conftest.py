@@ -1,0 +1,28 @@
+"""Fixtures for the daemon's functional tests (real RabbitMQ and MariaDB)."""
+
+import pytest
+
+from tests.functional import daemon_support as support
+
+
+@pytest.fixture
+def bus(rabbit_url):
+    """This test's own exchange, topics and queue; deleted afterwards."""
+    bus = support.Bus(rabbit_url)
+    yield bus
+    bus.cleanup()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path, bus, mysql_url):
+    """Factory: make(**kwargs) -> a support.Daemon, killed afterwards."""
+    started = []
+
+    def make(**kwargs):
+        daemon = support.Daemon(tmp_path, bus, mysql_url, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        daemon.kill()
