@@ -64,6 +64,8 @@ class Aggregate(Base, TimestampMixin):
     deleted = sa.Column(sa.Boolean, nullable=False, default=False)
     last_event_at = sa.Column(Timestamp)
     last_cause = sa.Column(sa.String(64))
+    # When Nova's API last listed this aggregate (desired-state sync).
+    api_synced_at = sa.Column(Timestamp)
 
 
 class Host(Base, TimestampMixin):
@@ -75,6 +77,14 @@ class Host(Base, TimestampMixin):
     compute_host = sa.Column(sa.String(255), primary_key=True)
     xapi_url = sa.Column(sa.String(1024), nullable=False)
     xenserver_uuid = sa.Column(sa.String(36))
+    # The VM nova-compute runs in on this host (classic topology); None in
+    # independent-compute mode.
+    compute_vm_uuid = sa.Column(sa.String(36))
+    # Set while the compute VM is down because poolmgr shut it down; only
+    # such a VM is started again by poolmgr.
+    compute_vm_stopped_at = sa.Column(Timestamp)
+    # The pinned SHA-256 fingerprint of the host's xapi certificate.
+    sha256_fingerprint = sa.Column(sa.String(95))
 
 
 class Pool(Base, TimestampMixin):
@@ -83,6 +93,8 @@ class Pool(Base, TimestampMixin):
     __tablename__ = "pools"
     __table_args__ = (
         sa.Index("ix_pools_due", "due_at"),
+        # NOTE(ownership): one xapi pool belongs to one aggregate.
+        sa.UniqueConstraint("pool_uuid", name="uniq_pools0pool_uuid"),
         TABLE_ARGS,
     )
 
@@ -105,6 +117,13 @@ class Pool(Base, TimestampMixin):
     last_error_code = sa.Column(sa.String(255))
     last_error = sa.Column(sa.Text)
     last_reconciled_at = sa.Column(Timestamp)
+    # Pool-level backoff (a blocked step that names no host).
+    attempts = sa.Column(sa.Integer, nullable=False, default=0,
+                         server_default="0")
+    # What the last pass left the pool waiting for (kind, host, deadline).
+    waiting = sa.Column(JSONEncoded)
+    # The metadata poolmgr last wrote into the aggregate.
+    reflected = sa.Column(JSONEncoded)
 
 
 class PoolMember(Base, TimestampMixin):
@@ -134,6 +153,7 @@ class Operation(Base):
     __tablename__ = "operations"
     __table_args__ = (
         sa.Index("ix_operations_aggregate_id", "aggregate_id", "id"),
+        sa.Index("ix_operations_started_at", "started_at"),
         TABLE_ARGS,
     )
 
@@ -151,6 +171,8 @@ class Operation(Base):
     generation = sa.Column(sa.Integer)
     started_at = sa.Column(Timestamp, nullable=False)
     finished_at = sa.Column(Timestamp)
+    # Compute node downtime of a join (shutdown to running again).
+    downtime_s = sa.Column(sa.Float)
 
 
 class Notification(Base):
@@ -173,3 +195,24 @@ class Notification(Base):
     reason = sa.Column(sa.Text)
     event_time = sa.Column(Timestamp)
     received_at = sa.Column(Timestamp, nullable=False)
+
+
+class Counter(Base):
+    """A monotonic counter that retention never reaches (``_total``)."""
+
+    __tablename__ = "counters"
+    __table_args__ = TABLE_ARGS
+
+    name = sa.Column(sa.String(128), primary_key=True)
+    value = sa.Column(sa.BigInteger, nullable=False, default=0)
+
+
+class ServiceStatus(Base):
+    """A named fact the daemon publishes (e.g. the last Nova sync)."""
+
+    __tablename__ = "service_status"
+    __table_args__ = TABLE_ARGS
+
+    name = sa.Column(sa.String(64), primary_key=True)
+    value = sa.Column(JSONEncoded)
+    updated_at = sa.Column(Timestamp, nullable=False)

@@ -1,0 +1,61 @@
+"""Columns and tables for the fleet-scale engine, pool ownership, compute
+VMs, Nova sync and reflection, retention and TLS pins.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
+def _ts():
+    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+
+def upgrade():
+    # hosts: the compute VM (classic topology), whether poolmgr stopped it,
+    # and the pinned certificate of the host's xapi.
+    op.add_column("hosts", sa.Column("compute_vm_uuid", sa.String(36)))
+    op.add_column("hosts", sa.Column("compute_vm_stopped_at", _ts()))
+    op.add_column("hosts", sa.Column("sha256_fingerprint", sa.String(95)))
+
+    # pools: pool-level backoff, what a pass left the pool waiting for,
+    # the metadata last written into the aggregate; one pool, one aggregate.
+    op.add_column("pools", sa.Column("attempts", sa.Integer, nullable=False,
+                                     server_default="0"))
+    op.add_column("pools", sa.Column("waiting", sa.Text))
+    op.add_column("pools", sa.Column("reflected", sa.Text))
+    op.create_unique_constraint("uniq_pools0pool_uuid", "pools",
+                                ["pool_uuid"])
+
+    # operations: compute node downtime of a join; purge by age.
+    op.add_column("operations", sa.Column("downtime_s", sa.Float))
+    op.create_index("ix_operations_started_at", "operations",
+                    ["started_at"])
+
+    # aggregates: when Nova's API last listed the aggregate.
+    op.add_column("aggregates", sa.Column("api_synced_at", _ts()))
+
+    # Counters that a purge never reaches (Prometheus _total semantics).
+    op.create_table(
+        "counters",
+        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+        **_ARGS)
+    # Small named facts the daemon publishes (last Nova sync, ...).
+    op.create_table(
+        "service_status",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text),
+        sa.Column("updated_at", _ts(), nullable=False),
+        **_ARGS)
