@@ -653,15 +653,35 @@ def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
 
 
 def journal_finish(op_id, status, xapi_error_code=None,
-                   xapi_error_params=None):
-    """Write the 'after' of a step: succeeded, failed or abandoned."""
+                   xapi_error_params=None, owner=None, generation=None):
+    """Write the 'after' of a step: succeeded, failed or abandoned.
+
+    Only a row still ``started`` is finished, so a row the next lease
+    holder closed ``abandoned`` stays abandoned. With ``owner`` and
+    ``generation`` the write is fenced like a mutation: it happens only if
+    the row was started by that holder and the pool's lease is still
+    theirs at that generation. Returns False when nothing was written (the
+    caller lost its lease or the row was closed by someone else).
+    """
+    conditions = [models.Operation.id == op_id,
+                  models.Operation.status == OP_STARTED]
+    if owner is not None or generation is not None:
+        holder = sa.select(models.Pool.aggregate_id).where(
+            models.Pool.aggregate_id == models.Operation.aggregate_id,
+            models.Pool.lease_owner == owner,
+            models.Pool.generation == generation)
+        conditions += [models.Operation.owner == _clip(owner),
+                       models.Operation.generation == generation,
+                       holder.exists()]
     with _writer() as session:
-        session.execute(sa.update(models.Operation).where(
-            models.Operation.id == op_id).values(
+        result = session.execute(sa.update(models.Operation).where(
+            *conditions).values(
             status=status, xapi_error_code=_clip(xapi_error_code),
             xapi_error_params=(list(xapi_error_params)
                                if xapi_error_params is not None else None),
-            finished_at=_now()))
+            finished_at=_now()).execution_options(
+            synchronize_session=False))
+        return result.rowcount == 1
 
 
 def list_operations(aggregate_id=None, limit=100, kind=None, host=None):

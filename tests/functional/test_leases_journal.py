@@ -1,0 +1,89 @@
+"""Leases and the journal, on MariaDB (the claims are about MySQL).
+
+Each test runs on MariaDB and on SQLite; the MariaDB run is the one that
+counts (``POOLMGR_REQUIRE_SERVICES=1`` makes it fail rather than skip).
+"""
+
+import pytest
+
+from poolmgr.db import api as db_api
+
+
+@pytest.fixture(params=["mysql_url", "sqlite_url"])
+def db(request):
+    request.getfixturevalue(request.param)
+    db_api.put_aggregate(7, "pool-a", ["c1"], {"hypervisor_pool": "true"})
+    return request.param
+
+
+def test_lease_is_exclusive(db):
+    assert db_api.acquire_lease(7, "a", 30) == 1
+    assert db_api.acquire_lease(7, "b", 30) is None
+
+
+def test_released_lease_goes_to_the_next_holder_at_a_new_generation(db):
+    gen = db_api.acquire_lease(7, "a", 30)
+    assert db_api.release_lease(7, "a", gen)
+    assert db_api.acquire_lease(7, "b", 30) == gen + 1
+    assert not db_api.check_lease(7, "a", gen)
+
+
+def test_expired_lease_can_be_taken_over(db):
+    gen = db_api.acquire_lease(7, "a", -1)
+    assert db_api.acquire_lease(7, "b", 30) == gen + 1
+
+
+def test_holder_that_lost_its_lease_cannot_renew_it(db):
+    gen = db_api.acquire_lease(7, "a", -1)
+    db_api.acquire_lease(7, "b", 30)
+    assert not db_api.renew_lease(7, "a", gen, 30)
+
+
+def test_holder_that_lost_its_lease_cannot_release_the_new_one(db):
+    gen = db_api.acquire_lease(7, "a", -1)
+    gen_b = db_api.acquire_lease(7, "b", 30)
+    assert not db_api.release_lease(7, "a", gen)
+    assert db_api.check_lease(7, "b", gen_b)
+
+
+def _started_by(owner, generation):
+    return db_api.journal_start(7, "join", host="c1", step="pool.join",
+                                owner=owner, generation=generation)
+
+
+def test_journal_finish_by_the_lease_holder_succeeds(db):
+    gen = db_api.acquire_lease(7, "a", 30)
+    op_id = _started_by("a", gen)
+    assert db_api.journal_finish(op_id, db_api.OP_SUCCEEDED, owner="a",
+                                 generation=gen)
+    assert db_api.list_operations(7)[0]["status"] == db_api.OP_SUCCEEDED
+
+
+def test_lost_lease_cannot_turn_an_abandoned_row_into_succeeded(db):
+    gen = db_api.acquire_lease(7, "a", -1)
+    op_id = _started_by("a", gen)
+    db_api.acquire_lease(7, "b", 30)
+    # The next holder closes the stale row, as the engine does on claiming.
+    assert db_api.journal_finish(op_id, db_api.OP_ABANDONED)
+    assert not db_api.journal_finish(op_id, db_api.OP_SUCCEEDED, owner="a",
+                                     generation=gen)
+    assert db_api.list_operations(7)[0]["status"] == db_api.OP_ABANDONED
+
+
+def test_lost_lease_cannot_finish_a_row_still_started(db):
+    gen = db_api.acquire_lease(7, "a", -1)
+    op_id = _started_by("a", gen)
+    db_api.acquire_lease(7, "b", 30)
+    assert not db_api.journal_finish(op_id, db_api.OP_SUCCEEDED, owner="a",
+                                     generation=gen)
+    row = db_api.list_operations(7)[0]
+    assert (row["status"], row["finished_at"]) == (db_api.OP_STARTED, None)
+
+
+def test_finished_row_is_not_finished_again(db):
+    gen = db_api.acquire_lease(7, "a", 30)
+    op_id = _started_by("a", gen)
+    assert db_api.journal_finish(op_id, db_api.OP_FAILED, "HOST_OFFLINE",
+                                 owner="a", generation=gen)
+    assert not db_api.journal_finish(op_id, db_api.OP_ABANDONED)
+    assert db_api.list_operations(7)[0]["status"] == db_api.OP_FAILED
