@@ -31,12 +31,13 @@ CallRecord = collections.namedtuple("CallRecord",
 class Simulator:
     def __init__(self, hosts=1, port=8080, address_base=10, username="root",
                  password="", join_delay=10.0, eject_delay=10.0,
-                 name_prefix="xs"):
+                 name_prefix="xs", compute_vms=False):
         if hosts < 1:
             raise ValueError("at least one host")
         self.world = World(username=username, password=password,
                            join_delay=join_delay, eject_delay=eject_delay,
-                           address_base=address_base, name_prefix=name_prefix)
+                           address_base=address_base, name_prefix=name_prefix,
+                           compute_vms=compute_vms)
         self.api = Api(self.world)
         self.port = port
         self._requested_port = port
@@ -273,6 +274,37 @@ class Simulator:
             self.api.vm_start_on(h, None, ref, h.host_ref(), False, False)
             return h.db.tables["VM"][ref]["uuid"]
 
+    def set_clean_shutdown_delay(self, vm_uuid, seconds):
+        """The guest of VM ``vm_uuid`` takes ``seconds`` to honour
+        VM.clean_shutdown (the call blocks that long; a VM.hard_shutdown
+        meanwhile cancels it). 0 restores an instant shutdown."""
+        with self.world.lock:
+            if float(seconds) > 0:
+                self.world.clean_shutdown_delays[vm_uuid] = float(seconds)
+            else:
+                self.world.clean_shutdown_delays.pop(vm_uuid, None)
+
+    def vm_state(self, vm_uuid):
+        """{"power_state", "resident_on" (host name or ""), "pool"} of the VM
+        with that uuid, looked up in every pool database; {} if none has it.
+        """
+        with self.world.lock:
+            seen = set()
+            for host in self.world.hosts:
+                db = host.db
+                if db is None or id(db) in seen:
+                    continue
+                seen.add(id(db))
+                for vm in db.tables["VM"].values():
+                    if vm["uuid"] != vm_uuid:
+                        continue
+                    owner = next((h.name for h in self.world.members(db)
+                                  if h.host_ref() == vm["resident_on"]), "")
+                    return {"power_state": vm["power_state"],
+                            "resident_on": owner,
+                            "pool": db.pool()["uuid"]}
+            return {}
+
     def create_shared_sr(self, host, name_label="NFS", type="nfs",
                          device_config=None):
         """SR.create with shared=true on ``host``'s pool; returns its uuid."""
@@ -293,6 +325,7 @@ class Simulator:
                "set_api_version", "set_ha", "add_bond", "add_tunnel",
                "add_vlan", "set_management_vlan", "set_pbd_plug_failure",
                "unplug_pbd", "create_running_vm", "create_shared_sr",
+               "set_clean_shutdown_delay", "vm_state",
                "reset_call_log", "role", "master_of", "pool_uuid")
 
     def control(self, name, params):

@@ -9,22 +9,24 @@ import inspect
 import time
 
 from poolmgr.simulator import checks
+from poolmgr.simulator import model
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator.model import NULL_REF
 
 # Datamodel class names as they appear in method names.
 CLASSES = {"pool": "pool", "host": "host", "host_metrics": "host_metrics",
            "SR": "SR", "PBD": "PBD", "VM": "VM", "PIF": "PIF",
-           "network": "network"}
+           "network": "network", "VDI": "VDI", "VBD": "VBD"}
 # Lower-case names used by event.from subscriptions and events.
 EVENT_CLASSES = {c.lower(): c for c in CLASSES}
 
 # Classes with a name_label, hence get_by_name_label (PBD, PIF and
 # host_metrics have none in xapi's datamodel).
-NAMED_CLASSES = {"pool", "host", "SR", "VM", "network"}
+NAMED_CLASSES = {"pool", "host", "SR", "VM", "network", "VDI"}
 # Set fields computed from the rows that point back (model.PoolDB.record).
 DERIVED = {"host": ("PBDs", "resident_VMs", "PIFs", "control_domain"),
-           "SR": ("PBDs",), "network": ("PIFs",)}
+           "SR": ("PBDs", "VDIs"), "network": ("PIFs",), "VM": ("VBDs",),
+           "VDI": ("VBDs",)}
 LOGIN_CALLS = ("session.login_with_password",)
 
 SETTABLE = {"name_label", "name_description", "other_config", "tags"}
@@ -65,8 +67,8 @@ class Api:
             "VM.create": self.vm_create,
             "VM.start": self.vm_start,
             "VM.start_on": self.vm_start_on,
-            "VM.clean_shutdown": self.vm_shutdown,
-            "VM.hard_shutdown": self.vm_shutdown,
+            "VM.clean_shutdown": self.vm_clean_shutdown,
+            "VM.hard_shutdown": self.vm_hard_shutdown,
             "VM.destroy": self.vm_destroy,
             "event.from": self.event_from,
             "event.inject": self.event_inject,
@@ -245,11 +247,18 @@ class Api:
         for pif in old.tables["PIF"].values():
             db.add("PIF", dict(pif, host=new_ref, network=management_net
                                or pif["network"]))
-        for vm in old.tables["VM"].values():
+        vms = {}
+        for vm_ref, vm in old.tables["VM"].items():
             if vm["is_control_domain"]:
                 db.add("VM", dict(vm, resident_on=new_ref, affinity=new_ref))
             elif vm["power_state"] == "Halted":
-                db.add("VM", dict(vm, resident_on=NULL_REF))
+                # NOTE(§2.1 step 8): the VM metadata export/import keeps the
+                # uuid; its affinity now names the joiner's new host row.
+                vms[vm_ref] = db.add("VM", dict(
+                    vm, resident_on=NULL_REF, current_operations={},
+                    affinity=new_ref if vm.get("affinity") == old_ref
+                    else NULL_REF))
+        vdis = {}
         for sr_ref, sr in old.tables["SR"].items():
             new_sr = db.add("SR", dict(sr, shared=False))
             for pbd in old.tables["PBD"].values():
@@ -258,6 +267,14 @@ class Api:
                     # the restart and plugged again when it comes back.
                     db.add("PBD", dict(pbd, host=new_ref, SR=new_sr,
                                        currently_attached=False))
+            for vdi_ref, vdi in old.tables["VDI"].items():
+                if vdi["SR"] == sr_ref:
+                    vdis[vdi_ref] = db.add("VDI", dict(vdi, SR=new_sr))
+        for vbd in old.tables["VBD"].values():
+            if vbd["VM"] in vms and vbd["VDI"] in vdis:
+                db.add("VBD", dict(vbd, VM=vms[vbd["VM"]],
+                                   VDI=vdis[vbd["VDI"]],
+                                   currently_attached=False))
         joiner.db = db
         joiner.role = "slave"
         joiner.master = master
@@ -310,7 +327,7 @@ class Api:
             db.remove("PBD", ref)
             if len(sr_pbds) == 1:
                 # its local SRs are forgotten (§3.1 step 4)
-                db.remove("SR", pbd["SR"])
+                self._forget_local_sr(db, pbd["SR"])
         for cls in ("PIF",):
             for ref in [r for r, p in db.tables[cls].items()
                         if p["host"] == host_ref]:
@@ -322,6 +339,30 @@ class Api:
         metrics = db.get("host", host_ref)["metrics"]
         db.remove("host", host_ref)
         db.remove("host_metrics", metrics)
+
+    def _forget_local_sr(self, db, sr_ref):
+        """SR.forget of an ejected host's local SR: its disks are wiped by
+        firstboot, so the VMs living on them (a compute VM) go with it."""
+        vdis = [r for r, v in db.tables["VDI"].items() if v["SR"] == sr_ref]
+        vms = {b["VM"] for b in db.tables["VBD"].values()
+               if b["VDI"] in vdis}
+        for vm_ref in vms:
+            vm = db.tables["VM"].get(vm_ref)
+            if vm is None or vm["is_control_domain"]:
+                continue
+            for vbd_ref in [r for r, b in db.tables["VBD"].items()
+                            if b["VM"] == vm_ref]:
+                db.remove("VBD", vbd_ref)
+            for member in self.world.hosts:
+                if member.compute_vm_uuid == vm["uuid"]:
+                    member.compute_vm_uuid = None
+            db.remove("VM", vm_ref)
+        for vdi_ref in vdis:
+            for vbd_ref in [r for r, b in db.tables["VBD"].items()
+                            if b["VDI"] == vdi_ref]:
+                db.remove("VBD", vbd_ref)
+            db.remove("VDI", vdi_ref)
+        db.remove("SR", sr_ref)
 
     def designate_new_master(self, host, session, host_ref):
         world, db = self.world, host.db
@@ -516,29 +557,107 @@ class Api:
         return vm
 
     def vm_start(self, host, session, vm_ref, start_paused, force):
-        return self.vm_start_on(host, session, vm_ref,
-                                host.db.pool()["master"],
-                                start_paused, force)
+        db = host.db
+        self._power(db, vm_ref, "Halted")
+        # NOTE(xapi_vm_helpers.choose_host): the affinity host when it can
+        # boot the VM, else any host that can (a VM on a local SR has one).
+        vm = db.get("VM", vm_ref)
+        candidates = [vm.get("affinity"), db.pool()["master"]] + sorted(
+            db.tables["host"])
+        first_error = None
+        for candidate in candidates:
+            if candidate not in db.tables["host"]:
+                continue
+            try:
+                self._assert_can_boot_here(db, vm_ref, candidate)
+            except Failure as failure:
+                first_error = first_error or failure
+                continue
+            return self._boot(db, vm_ref, candidate, start_paused)
+        raise first_error or Failure("NO_HOSTS_AVAILABLE")
 
     def vm_start_on(self, host, session, vm_ref, host_ref, start_paused,
                     force):
         db = host.db
         db.get("host", host_ref)
-        vm = self._power(db, vm_ref, "Halted")
+        # NOTE(xapi_vm.ml start_on): the power state is checked first
+        # (assert_operation_valid), then assert_can_boot_here.
+        self._power(db, vm_ref, "Halted")
+        self._assert_can_boot_here(db, vm_ref, host_ref)
+        return self._boot(db, vm_ref, host_ref, start_paused)
+
+    def _assert_can_boot_here(self, db, vm_ref, host_ref):
+        # NOTE(reference/xapi.md §6 "Migration"): assert_can_boot_here
+        # checks the host is live, then enabled, then that every SR with a
+        # disk of the VM has an attached PBD on that host.
+        if not self._live(db, host_ref):
+            raise Failure("HOST_NOT_LIVE")
+        if not db.get("host", host_ref)["enabled"]:
+            raise Failure("HOST_DISABLED", host_ref)
+        for sr_ref in db.vm_srs(vm_ref):
+            if not any(p["SR"] == sr_ref and p["host"] == host_ref
+                       and p["currently_attached"]
+                       for p in db.tables["PBD"].values()):
+                raise Failure("VM_REQUIRES_SR", vm_ref, sr_ref)
+
+    def _boot(self, db, vm_ref, host_ref, start_paused):
+        vm = db.get("VM", vm_ref)
         vm.update(power_state="Paused" if start_paused else "Running",
                   resident_on=host_ref, domid=str(len(db.tables["VM"])))
+        for vbd_ref, vbd in db.tables["VBD"].items():
+            if vbd["VM"] == vm_ref:
+                vbd["currently_attached"] = True
+                db.touch(vbd_ref)
         db.touch(vm_ref, host_ref)
         return ""
 
-    def vm_shutdown(self, host, session, vm_ref):
-        db = host.db
+    def _halt(self, db, vm_ref):
+        vm = db.get("VM", vm_ref)
+        resident_on = vm["resident_on"]
+        vm.update(power_state="Halted", resident_on=NULL_REF, domid="-1",
+                  current_operations={})
+        for vbd_ref, vbd in db.tables["VBD"].items():
+            if vbd["VM"] == vm_ref:
+                vbd["currently_attached"] = False
+                db.touch(vbd_ref)
+        db.touch(vm_ref, resident_on)
+
+    def _running(self, db, vm_ref):
         vm = db.get("VM", vm_ref)
         if vm["power_state"] == "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm_ref, "running", "halted")
-        self._power(db, vm_ref, vm["power_state"])
-        resident_on = vm["resident_on"]
-        vm.update(power_state="Halted", resident_on=NULL_REF, domid="-1")
-        db.touch(vm_ref, resident_on)
+        return self._power(db, vm_ref, vm["power_state"])
+
+    def vm_clean_shutdown(self, host, session, vm_ref):
+        world, db = self.world, host.db
+        vm = self._running(db, vm_ref)
+        delay = world.clean_shutdown_delays.get(vm["uuid"], 0.0)
+        if delay <= 0:
+            self._halt(db, vm_ref)
+            return ""
+        # NOTE(xenopsd): the guest takes ``delay`` seconds to honour the
+        # request; meanwhile the VM runs with a current operation, and a
+        # VM.hard_shutdown cancels this call's task (TASK_CANCELLED).
+        task = "OpaqueRef:%s" % model.new_uuid()
+        vm["current_operations"] = {task: "clean_shutdown"}
+        db.touch(vm_ref)
+        deadline = time.monotonic() + delay
+        while True:
+            if host.db is not db or db.tables["VM"].get(vm_ref) is not vm:
+                raise Failure("TASK_CANCELLED", task)
+            if task not in vm["current_operations"]:
+                raise Failure("TASK_CANCELLED", task)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or world.stopped:
+                break
+            world.changed.wait(remaining)
+        self._halt(db, vm_ref)
+        return ""
+
+    def vm_hard_shutdown(self, host, session, vm_ref):
+        db = host.db
+        self._running(db, vm_ref)
+        self._halt(db, vm_ref)
         return ""
 
     def vm_destroy(self, host, session, vm_ref):

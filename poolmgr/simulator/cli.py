@@ -32,6 +32,11 @@ def build_parser():
                              "(xapi's fuse: 10)")
     parser.add_argument("--eject-delay", type=float, default=10.0,
                         help="seconds a host restarts after pool.eject")
+    parser.add_argument("--compute-vms", action="store_true",
+                        help="give each host a running VM "
+                             "nova-compute-<hostname> on its local SR (the "
+                             "classic topology); the JSON lines then carry "
+                             "compute_vm_uuid")
     return parser
 
 
@@ -72,7 +77,8 @@ def main(argv=None):
     sim = Simulator(hosts=args.hosts, port=args.port,
                     address_base=args.address_base, username=args.username,
                     password=args.password, join_delay=args.join_delay,
-                    eject_delay=args.eject_delay)
+                    eject_delay=args.eject_delay,
+                    compute_vms=args.compute_vms)
     try:
         sim.start()
     except OSError as exc:

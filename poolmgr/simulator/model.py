@@ -68,7 +68,8 @@ def host_address(base, index):
 
 # Ref fields whose other end shows the row in a set field (§6).
 RELATED = {"PBD": ("host", "SR"), "VM": ("resident_on",),
-           "PIF": ("host", "network")}
+           "PIF": ("host", "network"), "VDI": ("SR",),
+           "VBD": ("VM", "VDI")}
 
 
 class PoolDB:
@@ -79,7 +80,7 @@ class PoolDB:
     """
 
     CLASSES = ("pool", "host", "host_metrics", "SR", "PBD", "VM", "PIF",
-               "network")
+               "network", "VDI", "VBD")
 
     def __init__(self, world):
         self.world = world
@@ -145,6 +146,15 @@ class PoolDB:
     def pool(self):
         return self.tables["pool"][self.pool_ref()]
 
+    def vm_srs(self, vm_ref):
+        """The SRs holding the VM's disks (VBD -> VDI -> SR)."""
+        srs = []
+        for vbd in self.tables["VBD"].values():
+            vdi = self.tables["VDI"].get(vbd["VDI"])
+            if vbd["VM"] == vm_ref and vdi and vdi["SR"] not in srs:
+                srs.append(vdi["SR"])
+        return srs
+
     def host_ref_of(self, sim_host):
         for ref, rec in self.tables["host"].items():
             if rec["uuid"] == sim_host.uuid:
@@ -169,6 +179,14 @@ class PoolDB:
         elif cls == "SR":
             rec["PBDs"] = [r for r, p in self.tables["PBD"].items()
                            if p["SR"] == ref]
+            rec["VDIs"] = [r for r, v in self.tables["VDI"].items()
+                           if v["SR"] == ref]
+        elif cls == "VM":
+            rec["VBDs"] = [r for r, b in self.tables["VBD"].items()
+                           if b["VM"] == ref]
+        elif cls == "VDI":
+            rec["VBDs"] = [r for r, b in self.tables["VBD"].items()
+                           if b["VDI"] == ref]
         elif cls == "network":
             rec["PIFs"] = [r for r, p in self.tables["PIF"].items()
                            if p["network"] == ref]
@@ -206,14 +224,50 @@ class SimHost:
         self.latency = 0.0
         self.faults = []            # [method, remaining, code, params, drop]
         self.pbd_plug_failures = {}  # SR name_label or uuid or "*" -> code
+        # The uuid of the nova-compute VM on its local SR (--compute-vms);
+        # None once an eject has wiped it, or without one.
+        self.compute_vm_uuid = None
 
     @property
     def serving(self):
         return self.online and not self.restarting
 
     def describe(self):
-        return {"name_label": self.name, "hostname": self.name,
-                "uuid": self.uuid, "address": self.address, "url": self.url}
+        described = {"name_label": self.name, "hostname": self.name,
+                     "uuid": self.uuid, "address": self.address,
+                     "url": self.url}
+        if self.world.compute_vms:
+            described["compute_vm_uuid"] = self.compute_vm_uuid
+        return described
+
+    def install_compute_vm(self):
+        """The classic topology: nova-compute in a PV VM on this host, its
+        disk on the local SR, running (nova.md §5, "dom0 plugin")."""
+        db = self.db
+        host_ref = self.host_ref()
+        local_sr = db.pool()["default_SR"]
+        vdi_ref = db.add("VDI", {
+            "name_label": "nova-compute-%s root" % self.name,
+            "name_description": "", "SR": local_sr, "type": "system",
+            "virtual_size": str(20 << 30), "physical_utilisation":
+            str(4 << 30), "sharable": False, "read_only": False,
+            "other_config": {}, "sm_config": {}, "tags": []})
+        vm_ref = db.add("VM", {
+            "name_label": "nova-compute-%s" % self.name,
+            "name_description": "OpenStack nova-compute (classic topology)",
+            "is_a_template": False, "is_control_domain": False,
+            "power_state": "Running", "resident_on": host_ref,
+            "affinity": host_ref, "domid": "1",
+            "memory_static_max": str(4 << 30), "VCPUs_max": "2",
+            "PV_bootloader": "pygrub",
+            "other_config": {"nova_compute": "true"},
+            "current_operations": {}, "allowed_operations": []})
+        db.add("VBD", {"VM": vm_ref, "VDI": vdi_ref, "device": "xvda",
+                       "userdevice": "0", "bootable": True, "mode": "RW",
+                       "type": "Disk", "currently_attached": True,
+                       "other_config": {}})
+        self.compute_vm_uuid = db.tables["VM"][vm_ref]["uuid"]
+        return vm_ref
 
     # -- a fresh standalone installation (first boot, or after eject) ------
 
@@ -299,13 +353,17 @@ class World:
     """Every simulated host, the lock that serialises them, the call log."""
 
     def __init__(self, username="root", password="", join_delay=10.0,
-                 eject_delay=10.0, address_base=10, name_prefix="xs"):
+                 eject_delay=10.0, address_base=10, name_prefix="xs",
+                 compute_vms=False):
         self.username = username
         self.password = password
         self.join_delay = join_delay
         self.eject_delay = eject_delay
         self.address_base = address_base
         self.name_prefix = name_prefix
+        self.compute_vms = compute_vms
+        # vm uuid -> seconds its guest takes to honour VM.clean_shutdown
+        self.clean_shutdown_delays = {}
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.hosts = []
@@ -319,6 +377,8 @@ class World:
         with self.lock:
             host = SimHost(self, len(self.hosts) + 1)
             host.first_boot()
+            if self.compute_vms:
+                host.install_compute_vm()
             self.hosts.append(host)
             return host
 
