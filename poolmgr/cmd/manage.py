@@ -33,6 +33,8 @@ LOG = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# hosts.compute_host, like Nova's compute_nodes.host, is a String(255).
+HOST_NAME_MAX = 255
 
 
 class CommandError(Exception):
@@ -50,8 +52,28 @@ def _emit(args, data, table):
         print(table())
 
 
+def validate_compute_host(name):
+    if not name.strip():
+        raise UsageError("COMPUTE_HOST must not be empty")
+    if len(name) > HOST_NAME_MAX:
+        raise UsageError("COMPUTE_HOST is %d characters long; Nova's host "
+                         "names are at most %d" % (len(name), HOST_NAME_MAX))
+    return name
+
+
 def validate_xapi_url(url):
-    parsed = urllib.parse.urlparse(url)
+    try:
+        parsed = urllib.parse.urlparse(url)
+        port = parsed.port
+    except ValueError as exc:
+        if "port" in str(exc).lower():
+            port = -1
+        else:
+            raise UsageError("XAPI_URL %s cannot be parsed: %s" % (
+                utils.mask_url(url), exc))
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError("XAPI_URL port must be a number from 1 to 65535: "
+                         "%s" % utils.mask_url(url))
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise UsageError("XAPI_URL must be an http:// or https:// URL with a "
                          "host, got %r" % strutils.mask_password(url))
@@ -79,6 +101,7 @@ def db_version(conf, args):
 # ---------------------------------------------------------------------------
 
 def host_register(conf, args):
+    validate_compute_host(args.compute_host)
     url = validate_xapi_url(args.xapi_url)
     created = db_api.register_host(args.compute_host, url)
     print("%s %s -> %s" % ("registered" if created else "updated",
@@ -157,6 +180,17 @@ def pool_history(conf, args):
 
 def pool_retry(conf, args):
     agg = _find_aggregate(args.aggregate)
+    if args.host is not None:
+        # A host that left the aggregate but is still a member (an eject
+        # refused) can be retried too.
+        known = set(agg["hosts"]) | {
+            m["host"] for m in db_api.list_members(agg["id"])
+            if m["state"] != db_api.MEMBER_REMOVED}
+        if args.host not in known:
+            raise CommandError(
+                "host %s is not in aggregate %s (%s); its hosts: %s" % (
+                    args.host, agg["id"], agg["name"],
+                    ", ".join(sorted(known)) or "none"))
     try:
         cleared = db_api.retry_pool(agg["id"], args.host)
     except db_api.NotFound as exc:
@@ -385,7 +419,13 @@ def main(argv=None):
         print("poolmgr-manage: %s" % exc, file=sys.stderr)
         return EXIT_FAILED
     except (db_exc.DBConnectionError, sqlalchemy.exc.OperationalError,
-            db_exc.DBError) as exc:
+            sqlalchemy.exc.ProgrammingError, db_exc.DBError) as exc:
+        problem = (migration.schema_problem()
+                   if args.category != "db" else None)
+        if problem:
+            print("poolmgr-manage: database %s: %s" % (
+                _database_target(conf), problem), file=sys.stderr)
+            return EXIT_FAILED
         reason = getattr(exc, "inner_exception", None) or exc
         print("poolmgr-manage: database %s: %s" % (
             _database_target(conf),

@@ -54,3 +54,22 @@ def head():
 
 def script_directory():
     return alembic_script.ScriptDirectory.from_config(_config())
+
+
+def schema_problem():
+    """One line for an operator when the schema is missing or behind, or None.
+
+    Asked after a database error: a table or column that is not there is
+    almost always a database nobody ran ``db sync`` on.
+    """
+    try:
+        current, latest = version(), head()
+    except Exception:  # noqa: BLE001 - the database itself is the problem
+        return None
+    if current == latest:
+        return None
+    if current is None:
+        return ("the database has no poolmgr schema: run `poolmgr-manage "
+                "db sync`")
+    return ("the database schema is at revision %s, this poolmgr needs %s: "
+            "run `poolmgr-manage db sync`" % (current, latest))
