@@ -7,7 +7,6 @@ calling it again points the module at another database (tests do this).
 
 import datetime
 import threading
-import uuid
 
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
@@ -15,8 +14,6 @@ from oslo_db.sqlalchemy import enginefacade
 from oslo_log import log as logging
 from oslo_utils import timeutils
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql as sa_mysql
-from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from poolmgr.db import models
 from poolmgr import events
@@ -274,40 +271,23 @@ def _touch_pool(session, agg, now, cause):
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def record_rejected(message_id, event_type, publisher_id, reason,
-                    label=None, fingerprint=None):
-    """Store a notification that could not be parsed (outcome rejected).
-
-    ``label`` is the event type its counter is filed under (default: the
-    event type). A message without a message_id is stored as
-    ``unknown-<fingerprint>`` when the caller can fingerprint its content,
-    so a redelivery of it is a duplicate while another message is not;
-    without a fingerprint the made-up id is unique.
-    """
+def record_rejected(message_id, event_type, publisher_id, reason):
+    """Store a notification that could not be parsed (outcome rejected)."""
     message_id = str(message_id or "")[:64] or None
     now = _now()
-    if message_id is None:
-        # NOTE(unknown-id): the receive time alone made two different
-        # messages of one instant collide, the second counted a duplicate.
-        message_id = "unknown-" + (fingerprint or "%s-%s" % (
-            _stamp(now), uuid.uuid4().hex[:16]))
-    label = _clip(event_type if label is None else label, _MAX_LABEL)
     try:
         with _writer() as session:
-            seen = session.scalar(sa.select(models.Notification.id).where(
-                models.Notification.message_id == message_id))
-            if seen is not None:
-                _bump(session, {_counter(DUPLICATES, label): 1})
-                return DUPLICATE
+            if message_id is not None:
+                seen = session.scalar(sa.select(models.Notification.id).where(
+                    models.Notification.message_id == message_id))
+                if seen is not None:
+                    return DUPLICATE
             session.add(models.Notification(
-                message_id=message_id,
+                message_id=message_id or "unknown-" + _stamp(now),
                 event_type=_clip(event_type), publisher_id=_clip(publisher_id),
                 outcome=REJECTED, reason=str(reason)[:2000],
                 received_at=now))
-            session.flush()
-            _bump(session, {_counter(NOTIFICATIONS, REJECTED, label): 1})
     except db_exc.DBDuplicateEntry:
-        add_counters({_counter(DUPLICATES, label): 1})
         return DUPLICATE
     return REJECTED
 
@@ -328,17 +308,15 @@ def list_notifications(limit=50, outcome=None):
 
 
 def notification_counts():
-    """{(event_type, outcome): count} of every notification ever stored.
-
-    Read from the counters, so a purge of the log never lowers it;
-    duplicates and skipped messages are counted apart (duplicate_counts,
-    skipped_count) since they never become a row.
-    """
-    result = {}
-    for name, value in counter_values(NOTIFICATIONS + _SEP).items():
-        _, outcome, event_type = name.split(_SEP, 2)
-        result[(event_type, outcome)] = value
-    return result
+    """{(event_type, outcome): count} over the notification log."""
+    with _reader() as session:
+        rows = session.execute(
+            sa.select(models.Notification.event_type,
+                      models.Notification.outcome,
+                      sa.func.count()).group_by(
+                models.Notification.event_type,
+                models.Notification.outcome))
+        return {(t, o): n for t, o, n in rows}
 
 
 def last_notification_time():
@@ -694,7 +672,6 @@ def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
             started_at=_now())
         session.add(op)
         session.flush()
-        _bump(session, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1})
         return op.id
 
 
@@ -755,16 +732,14 @@ def unfinished_operations(aggregate_id):
 
 
 def operation_counts():
-    """{(kind, status, xapi_error_code): count} of every step ever journaled.
-
-    ``started`` counts steps begun, the other statuses steps finished; read
-    from the counters, so a purge of the journal never lowers them.
-    """
-    result = {}
-    for name, value in counter_values(OPERATIONS + _SEP).items():
-        _, kind, status, code = name.split(_SEP, 3)
-        result[(kind, status, code or None)] = value
-    return result
+    """{(kind, status, xapi_error_code): count} over the journal."""
+    with _reader() as session:
+        rows = session.execute(sa.select(
+            models.Operation.kind, models.Operation.status,
+            models.Operation.xapi_error_code, sa.func.count()).group_by(
+            models.Operation.kind, models.Operation.status,
+            models.Operation.xapi_error_code))
+        return {(k, s, c): n for k, s, c, n in rows}
 
 
 # ---------------------------------------------------------------------------
