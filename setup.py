@@ -33,6 +33,7 @@ setuptools.setup(
         "prometheus-client>=0.16.0",
         "prettytable>=3.0.0",
         "setproctitle>=1.3.0",
+        "cryptography>=38.0.0",
     ],
     extras_require={
         "test": [

@@ -11,6 +11,11 @@ Each host is a standalone pool master with a local SR until a client joins
 it to a pool with ``pool.join`` through the ``XenAPI`` client. The methods
 below (and the same ones as a ``sim.*`` XML-RPC namespace without a session)
 inject faults and set hosts up for the checks xapi runs.
+
+``Simulator(tls=True)`` (``--tls``) serves HTTPS, each host with its own
+self-signed certificate (``host.get_server_certificate``,
+``rotate_certificate``); such hosts still answer plain HTTP on the same
+port, as xapi answers on 80 beside 443.
 """
 
 import collections
@@ -21,6 +26,7 @@ from poolmgr.simulator.model import Failure
 from poolmgr.simulator.model import World
 from poolmgr.simulator.server import Acceptor
 from poolmgr.simulator.server import Endpoint
+from poolmgr.simulator import tls as sim_tls
 
 __all__ = ["Simulator", "CallRecord", "Failure"]
 
@@ -31,7 +37,7 @@ CallRecord = collections.namedtuple("CallRecord",
 class Simulator:
     def __init__(self, hosts=1, port=8080, address_base=10, username="root",
                  password="", join_delay=10.0, eject_delay=10.0,
-                 name_prefix="xs", compute_vms=False):
+                 name_prefix="xs", compute_vms=False, tls=False):
         if hosts < 1:
             raise ValueError("at least one host")
         self.world = World(username=username, password=password,
@@ -47,6 +53,14 @@ class Simulator:
         self.world.on_restart = self._on_restart
         for _ in range(hosts):
             self.world.add_host()
+        self.tls = bool(tls)
+        self._certificates = {}
+        if self.tls:
+            for host in self.world.hosts:
+                self._certificates[host.name] = sim_tls.HostCertificate(
+                    host.name, host.address)
+            self.api.messages["host.get_server_certificate"] = \
+                self._get_server_certificate
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -58,12 +72,16 @@ class Simulator:
         self._acceptor = Acceptor()
         self._endpoints = {h.name: Endpoint(self, h, self._acceptor)
                            for h in self.world.hosts}
+        for name, certificate in self._certificates.items():
+            self._endpoints[name].certificate = certificate
         last_error = None
         for _ in range(20):
             try:
                 self._listen_all(self.port)
                 for host in self.world.hosts:
-                    host.url = "http://%s:%d/" % (host.address, self.port)
+                    host.url = "%s://%s:%d/" % (
+                        "https" if self.tls else "http", host.address,
+                        self.port)
                 return self
             except OSError as exc:
                 last_error = exc
@@ -111,7 +129,12 @@ class Simulator:
 
     @property
     def hosts(self):
-        return [h.describe() for h in self.world.hosts]
+        described = [h.describe() for h in self.world.hosts]
+        for host in described:
+            certificate = self._certificates.get(host["name_label"])
+            if certificate is not None:
+                host["sha256_fingerprint"] = certificate.sha256_fingerprint
+        return described
 
     def host(self, key):
         return self.world.host(key)
@@ -318,6 +341,34 @@ class Simulator:
                                      name_label, "", type, "user", True, {})
             return master.db.tables["SR"][ref]["uuid"]
 
+    # -- TLS (Simulator(tls=True)) -------------------------------------------
+
+    def certificate(self, host):
+        """The host's current ``tls.HostCertificate`` (``.pem``, ``.der``,
+        ``.sha256_fingerprint``)."""
+        return self._certificates[self.world.host(host).name]
+
+    def rotate_certificate(self, host):
+        """A new self-signed certificate for ``host``, as
+        ``xe host-refresh-server-certificate``; open connections are cut.
+        Returns the new SHA-256 fingerprint."""
+        h = self.world.host(host)
+        if not self.tls:
+            raise ValueError("the simulator serves no TLS (tls=False)")
+        certificate = sim_tls.HostCertificate(h.name, h.address)
+        self._certificates[h.name] = certificate
+        endpoint = self._endpoints.get(h.name)
+        if endpoint is not None:
+            endpoint.certificate = certificate
+            endpoint.sever()
+        return certificate.sha256_fingerprint
+
+    def _get_server_certificate(self, host, session, host_ref):
+        # NOTE(§host): the PEM of the host ``host_ref`` names, which need
+        # not be the one answering (a master answers for its slaves).
+        uuid = host.db.get("host", host_ref)["uuid"]
+        return self._certificates[self.world.host(uuid).name].pem
+
     # -- the sim.* namespace over XML-RPC ------------------------------------
 
     CONTROL = ("fail_next", "set_latency", "set_offline",
@@ -326,7 +377,8 @@ class Simulator:
                "add_vlan", "set_management_vlan", "set_pbd_plug_failure",
                "unplug_pbd", "create_running_vm", "create_shared_sr",
                "set_clean_shutdown_delay", "vm_state",
-               "reset_call_log", "role", "master_of", "pool_uuid")
+               "reset_call_log", "role", "master_of", "pool_uuid",
+               "rotate_certificate")
 
     def control(self, name, params):
         if name == "hosts":

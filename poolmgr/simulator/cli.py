@@ -37,6 +37,12 @@ def build_parser():
                              "nova-compute-<hostname> on its local SR (the "
                              "classic topology); the JSON lines then carry "
                              "compute_vm_uuid")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS, each host with its own "
+                             "self-signed certificate (plain HTTP is still "
+                             "answered on the same port); the JSON lines "
+                             "then carry an https:// url and "
+                             "sha256_fingerprint")
     return parser
 
 
@@ -78,7 +84,7 @@ def main(argv=None):
                     address_base=args.address_base, username=args.username,
                     password=args.password, join_delay=args.join_delay,
                     eject_delay=args.eject_delay,
-                    compute_vms=args.compute_vms)
+                    compute_vms=args.compute_vms, tls=args.tls)
     try:
         sim.start()
     except OSError as exc:

@@ -20,6 +20,7 @@ import time
 import xmlrpc.client
 
 from poolmgr.simulator.model import Failure
+from poolmgr.simulator import tls
 
 LOG = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ class Endpoint:
         self.port = None
         self.listener = None
         self.connections = set()
+        # tls.HostCertificate when the simulator serves HTTPS (--tls)
+        self.certificate = None
         self._lock = threading.Lock()
         self._dropped = {}  # method -> monotonic deadline for its retry
 
@@ -219,15 +222,46 @@ class Endpoint:
             connections = list(self.connections)
         if listener is not None:
             self.acceptor.forget(listener)
+        self.sever(connections)
+
+    def sever(self, connections=None):
+        """Cut the open connections (a restart, a new certificate)."""
+        if connections is None:
+            with self._lock:
+                connections = list(self.connections)
         for conn in connections:
             # NOTE(restart): SHUT_RD wakes a handler idling in recv (it then
             # closes) and still lets a call in progress send its answer.
+            # socket.socket's own shutdown: an SSLSocket's would drop its
+            # TLS state under the handler's feet.
             try:
-                conn.shutdown(socket.SHUT_RD)
+                socket.socket.shutdown(conn, socket.SHUT_RD)
             except OSError:
                 pass
 
+    def _accept_tls(self, conn):
+        """The connection to serve: TLS when the client speaks it first.
+
+        As xapi (HTTPS on 443, HTTP on 80), a --tls host answers both; the
+        first byte tells which on one port.
+        """
+        certificate = self.certificate
+        if certificate is None:
+            return conn
+        conn.settimeout(IDLE_TIMEOUT)
+        first = conn.recv(1, socket.MSG_PEEK)
+        if not first or first[0] != tls.TLS_HANDSHAKE:
+            return conn
+        return certificate.context.wrap_socket(conn, server_side=True)
+
     def serve_connection(self, conn, address):
+        try:
+            conn = self._accept_tls(conn)
+        except OSError:
+            # NOTE(tls): a client that dropped the handshake, e.g. poolmgr
+            # refusing a certificate that does not match its pin.
+            conn.close()
+            return
         with self._lock:
             self.connections.add(conn)
         try:
