@@ -52,12 +52,15 @@ def _pending_guidances(host):
     return [g for g in (host.get("pending_guidances") or []) if g]
 
 
-def check_join(joiner, master, force=False):
+def check_join(joiner, master, force=False, compute_vm_uuid=None):
     """Every reason pool.join of ``joiner`` into ``master``'s pool would fail.
 
     ``joiner`` and ``master`` are ``records.PoolSnapshot``s read on the
     joining host and on the target pool's master. ``force`` mirrors
     pool.join_force, which skips only the homogeneity check (#13).
+    ``compute_vm_uuid`` is the joiner's registered compute VM (classic
+    topology): poolmgr shuts it down just before pool.join, so it running
+    now is expected; any other running VM still refuses the join.
     """
     failures = []
     me_ref = joiner.master_ref
@@ -92,14 +95,16 @@ def check_join(joiner, master, force=False):
               "JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS", [],
               "The host is master of another pool: eject its other members "
               "(or remove it from the other aggregate) first.")
-    running = joiner.running_vms()
+    running = [vm for vm in joiner.running_vms()
+               if not compute_vm_uuid or vm.get("uuid") != compute_vm_uuid]
     if running:
         _fail(failures, "assert_no_running_vms_on_me",
               "JOINING_HOST_CANNOT_HAVE_RUNNING_VMS",
               sorted(vm.get("name_label", "?") for vm in running),
               "Shut down or migrate away the running VMs listed (halted VMs "
               "are allowed), then run 'poolmgr-manage pool retry'.")
-    busy = joiner.vms_with_current_operations()
+    busy = [vm for vm in joiner.vms_with_current_operations()
+            if not compute_vm_uuid or vm.get("uuid") != compute_vm_uuid]
     if busy:
         _fail(failures, "assert_no_vms_with_current_ops",
               "JOINING_HOST_CANNOT_HAVE_VMS_WITH_CURRENT_OPERATIONS",

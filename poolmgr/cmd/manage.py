@@ -20,10 +20,12 @@ import urllib.parse
 from oslo_db import exception as db_exc
 from oslo_log import log as logging
 from oslo_utils import strutils
+from oslo_utils import uuidutils
 import sqlalchemy.exc
 
 from poolmgr.cmd import views
 from poolmgr.db import api as db_api
+from poolmgr.db import compute_vms
 from poolmgr.db import migration
 from poolmgr import service
 from poolmgr import utils
@@ -103,9 +105,50 @@ def db_version(conf, args):
 def host_register(conf, args):
     validate_compute_host(args.compute_host)
     url = validate_xapi_url(args.xapi_url)
+    compute_vm = _compute_vm_choice(conf, args, url)
     created = db_api.register_host(args.compute_host, url)
+    if compute_vm is not _KEEP_COMPUTE_VM:
+        compute_vms.set_compute_vm(args.compute_host, compute_vm)
     print("%s %s -> %s" % ("registered" if created else "updated",
                            args.compute_host, url))
+    if compute_vm not in (None, _KEEP_COMPUTE_VM):
+        print("compute VM of %s: %s" % (args.compute_host, compute_vm))
+    elif compute_vm is None:
+        print("%s has no compute VM (independent compute)"
+              % args.compute_host)
+
+
+_KEEP_COMPUTE_VM = object()
+
+
+def _compute_vm_choice(conf, args, url):
+    """--compute-vm: a uuid, ``auto`` (asks xapi), ``none``; when omitted a
+    new host has none and a known one keeps what was recorded."""
+    value = args.compute_vm
+    if value is None:
+        try:
+            db_api.get_host(args.compute_host)
+            return _KEEP_COMPUTE_VM
+        except db_api.NotFound:
+            return None
+    if value.lower() == "none":
+        return None
+    if value.lower() != "auto":
+        if not uuidutils.is_uuid_like(value):
+            raise UsageError("--compute-vm must be a VM uuid, 'auto' or "
+                             "'none', got %r" % value)
+        return value.lower()
+    from poolmgr.xenapi import compute_vm as xcompute_vm
+    from poolmgr.xenapi import errors as xerrors
+    try:
+        return xcompute_vm.discover(conf, url, args.compute_host)
+    except xcompute_vm.NoSingleCandidate as exc:
+        raise CommandError("--compute-vm auto: %s; candidates: %s; pass "
+                           "--compute-vm UUID (or none)" % (
+                               exc, "; ".join(exc.candidates) or "none"))
+    except xerrors.XapiError as exc:
+        raise CommandError("--compute-vm auto: cannot read VMs from %s: %s"
+                           % (utils.mask_url(url), exc))
 
 
 def host_list(conf, args):
@@ -137,6 +180,15 @@ def host_check(conf, args):
     from poolmgr.xenapi import inspect as xinspect
     host = _get_host(args.compute_host)
     report = xinspect.check_host(conf, host["xapi_url"])
+    if host.get("compute_vm_uuid") and report.get("credentials_ok"):
+        from poolmgr.xenapi import compute_vm as xcompute_vm
+        report.update(xcompute_vm.check(conf, host["xapi_url"],
+                                        args.compute_host,
+                                        host["compute_vm_uuid"]))
+        if not report["compute_vm_ok"]:
+            report["ok"] = False
+    else:
+        report["compute_vm_uuid"] = host.get("compute_vm_uuid")
     _emit(args, report, lambda: views.record_table(report))
     if not report.get("ok"):
         return EXIT_FAILED
@@ -299,6 +351,12 @@ def build_parser():
                              help="map a Nova compute host to its xapi URL")
     p.add_argument("compute_host", metavar="COMPUTE_HOST")
     p.add_argument("xapi_url", metavar="XAPI_URL")
+    p.add_argument("--compute-vm", metavar="UUID|auto|none",
+                   help="the VM nova-compute runs in on this host (classic "
+                        "topology): its uuid, 'auto' (the VM named "
+                        "nova-compute-<host> or <host> on it, else its only "
+                        "running VM) or 'none' (independent compute); "
+                        "omitted: none for a new host, unchanged otherwise")
     p.set_defaults(func=host_register)
     p = host_cmds.add_parser("list", help="list registered hosts")
     _format_arg(p)

@@ -37,6 +37,8 @@ def _table(headers):
 def host_view(row):
     return {"compute_host": row["compute_host"], "xapi_url": row["xapi_url"],
             "xenserver_uuid": row["xenserver_uuid"],
+            "compute_vm_uuid": row.get("compute_vm_uuid"),
+            "compute_vm_stopped_at": _time(row.get("compute_vm_stopped_at")),
             "created_at": _time(row["created_at"]),
             "updated_at": _time(row["updated_at"])}
 
