@@ -4,14 +4,17 @@ from oslo_config import cfg
 
 from poolmgr.conf import metrics
 from poolmgr.conf import notifications
+from poolmgr.conf import nova
 from poolmgr.conf import reconciler
 from poolmgr.conf import xenserver
 
-_SECTIONS = (xenserver, notifications, reconciler, metrics)
+_SECTIONS = (xenserver, notifications, reconciler, metrics, nova)
 
 
 def list_opts():
-    return [(section.GROUP, section.OPTS) for section in _SECTIONS]
+    return [(section.GROUP, getattr(section, "list_opts",
+                                    lambda: section.OPTS)())
+            for section in _SECTIONS]
 
 
 def register_opts(conf):
@@ -23,4 +26,7 @@ def register_opts(conf):
         group = cfg.OptGroup(section.GROUP.name, title=section.GROUP.title,
                              help=section.GROUP.help)
         conf.register_group(group)
-        conf.register_opts(section.OPTS, group=group)
+        if hasattr(section, "register"):
+            section.register(conf, group)
+        else:
+            conf.register_opts(section.OPTS, group=group)

@@ -3,6 +3,9 @@
 import pytest
 
 from tests.functional import daemon_support as support
+# The real Nova 34 control plane (tests/realnova): real_nova, nova.
+from tests.realnova.fixture import nova  # noqa: F401
+from tests.realnova.fixture import real_nova  # noqa: F401
 
 
 @pytest.fixture
