@@ -81,6 +81,7 @@ class IntakeService(cotyledon.Service):
         self.conf = conf
         self.listener = None
         self.transport = None
+        self.endpoint = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -89,7 +90,9 @@ class IntakeService(cotyledon.Service):
             return
         db_api.configure(self.conf)
         transport = oslo_messaging.get_notification_transport(self.conf)
-        listener = notifications.build_listener(transport, self.conf)
+        self.endpoint = notifications.build_endpoint(self.conf)
+        listener = notifications.build_listener(transport, self.conf,
+                                                self.endpoint)
         with self._lock:
             if self._stopping.is_set():
                 transport.cleanup()
@@ -116,6 +119,8 @@ class IntakeService(cotyledon.Service):
             # closes, so nothing already stored is redelivered.
             listener.stop()
             listener.wait()
+        if self.endpoint is not None:
+            self.endpoint.flush_counters()
         if transport is not None:
             transport.cleanup()
         LOG.info("Intake worker %d stopped", self.worker_id)

@@ -7,6 +7,7 @@ calling it again points the module at another database (tests do this).
 
 import datetime
 import threading
+import uuid
 
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
@@ -14,6 +15,8 @@ from oslo_db.sqlalchemy import enginefacade
 from oslo_log import log as logging
 from oslo_utils import timeutils
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as sa_mysql
+from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from poolmgr.db import models
 from poolmgr import events
@@ -271,23 +274,40 @@ def _touch_pool(session, agg, now, cause):
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def record_rejected(message_id, event_type, publisher_id, reason):
-    """Store a notification that could not be parsed (outcome rejected)."""
+def record_rejected(message_id, event_type, publisher_id, reason,
+                    label=None, fingerprint=None):
+    """Store a notification that could not be parsed (outcome rejected).
+
+    ``label`` is the event type its counter is filed under (default: the
+    event type). A message without a message_id is stored as
+    ``unknown-<fingerprint>`` when the caller can fingerprint its content,
+    so a redelivery of it is a duplicate while another message is not;
+    without a fingerprint the made-up id is unique.
+    """
     message_id = str(message_id or "")[:64] or None
     now = _now()
+    if message_id is None:
+        # NOTE(unknown-id): the receive time alone made two different
+        # messages of one instant collide, the second counted a duplicate.
+        message_id = "unknown-" + (fingerprint or "%s-%s" % (
+            _stamp(now), uuid.uuid4().hex[:16]))
+    label = _clip(event_type if label is None else label, _MAX_LABEL)
     try:
         with _writer() as session:
-            if message_id is not None:
-                seen = session.scalar(sa.select(models.Notification.id).where(
-                    models.Notification.message_id == message_id))
-                if seen is not None:
-                    return DUPLICATE
+            seen = session.scalar(sa.select(models.Notification.id).where(
+                models.Notification.message_id == message_id))
+            if seen is not None:
+                _bump(session, {_counter(DUPLICATES, label): 1})
+                return DUPLICATE
             session.add(models.Notification(
-                message_id=message_id or "unknown-" + _stamp(now),
+                message_id=message_id,
                 event_type=_clip(event_type), publisher_id=_clip(publisher_id),
                 outcome=REJECTED, reason=str(reason)[:2000],
                 received_at=now))
+            session.flush()
+            _bump(session, {_counter(NOTIFICATIONS, REJECTED, label): 1})
     except db_exc.DBDuplicateEntry:
+        add_counters({_counter(DUPLICATES, label): 1})
         return DUPLICATE
     return REJECTED
 
@@ -308,15 +328,17 @@ def list_notifications(limit=50, outcome=None):
 
 
 def notification_counts():
-    """{(event_type, outcome): count} over the notification log."""
-    with _reader() as session:
-        rows = session.execute(
-            sa.select(models.Notification.event_type,
-                      models.Notification.outcome,
-                      sa.func.count()).group_by(
-                models.Notification.event_type,
-                models.Notification.outcome))
-        return {(t, o): n for t, o, n in rows}
+    """{(event_type, outcome): count} of every notification ever stored.
+
+    Read from the counters, so a purge of the log never lowers it;
+    duplicates and skipped messages are counted apart (duplicate_counts,
+    skipped_count) since they never become a row.
+    """
+    result = {}
+    for name, value in counter_values(NOTIFICATIONS + _SEP).items():
+        _, outcome, event_type = name.split(_SEP, 2)
+        result[(event_type, outcome)] = value
+    return result
 
 
 def last_notification_time():
@@ -672,6 +694,7 @@ def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
             started_at=_now())
         session.add(op)
         session.flush()
+        _bump(session, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1})
         return op.id
 
 
@@ -704,6 +727,11 @@ def journal_finish(op_id, status, xapi_error_code=None,
                                if xapi_error_params is not None else None),
             finished_at=_now()).execution_options(
             synchronize_session=False))
+        if result.rowcount == 1:
+            kind = session.scalar(sa.select(models.Operation.kind).where(
+                models.Operation.id == op_id))
+            _bump(session, {_counter(OPERATIONS, kind, status,
+                                     xapi_error_code or ""): 1})
         return result.rowcount == 1
 
 
@@ -732,14 +760,16 @@ def unfinished_operations(aggregate_id):
 
 
 def operation_counts():
-    """{(kind, status, xapi_error_code): count} over the journal."""
-    with _reader() as session:
-        rows = session.execute(sa.select(
-            models.Operation.kind, models.Operation.status,
-            models.Operation.xapi_error_code, sa.func.count()).group_by(
-            models.Operation.kind, models.Operation.status,
-            models.Operation.xapi_error_code))
-        return {(k, s, c): n for k, s, c, n in rows}
+    """{(kind, status, xapi_error_code): count} of every step ever journaled.
+
+    ``started`` counts steps begun, the other statuses steps finished; read
+    from the counters, so a purge of the journal never lowers them.
+    """
+    result = {}
+    for name, value in counter_values(OPERATIONS + _SEP).items():
+        _, kind, status, code = name.split(_SEP, 3)
+        result[(kind, status, code or None)] = value
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -806,6 +836,13 @@ def _record_events_once(batch):
             _touch_pool(session, agg, now, cause)
         if rows:
             session.execute(sa.insert(models.Notification), rows)
+        counts = {}
+        for event, outcome in zip(batch, outcomes):
+            name = (_counter(DUPLICATES, event.event_type)
+                    if outcome == DUPLICATE else
+                    _counter(NOTIFICATIONS, outcome, event.event_type))
+            counts[name] = counts.get(name, 0) + 1
+        _bump(session, counts)
     return outcomes
 
 
@@ -823,3 +860,89 @@ def record_events(batch):
         # NOTE(race): another intake stored one of these messages or the
         # first row of an aggregate meanwhile; the retry sees its rows.
         return _record_events_once(batch)
+
+
+# ---------------------------------------------------------------------------
+# Counters: monotonic totals that retention never reaches
+# ---------------------------------------------------------------------------
+
+# NOTE(counters): Prometheus ``_total`` families must never go backwards,
+# and `db purge` deletes log and journal rows. So whatever writes a row
+# bumps its counter in the same transaction, and status and /metrics read
+# only this small table (no GROUP BY over millions of rows).
+_SEP = "|"
+NOTIFICATIONS = "notifications"
+DUPLICATES = "duplicates"
+OPERATIONS = "operations"
+SKIPPED = "skipped"
+# Counter names are at most 128 characters; labels are clipped to fit.
+_MAX_LABEL = 64
+
+
+def _counter(family, *labels):
+    return _SEP.join([family] + [_clip(str(label), _MAX_LABEL)
+                                 for label in labels])
+
+
+def _bump(session, counts):
+    """Add ``{name: n}`` to the counters inside the caller's transaction."""
+    rows = [{"name": name, "value": value}
+            for name, value in sorted(counts.items()) if value]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    # NOTE(upsert): one statement per transaction whatever the number of
+    # names; rows in name order so concurrent writers lock them in one
+    # order and queue instead of deadlocking.
+    if dialect in ("mysql", "mariadb"):
+        stmt = sa_mysql.insert(models.Counter).values(rows)
+        stmt = stmt.on_duplicate_key_update(
+            value=models.Counter.value + stmt.inserted.value)
+    elif dialect == "sqlite":
+        stmt = sa_sqlite.insert(models.Counter).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[models.Counter.name],
+            set_={"value": models.Counter.value + stmt.excluded.value})
+    else:
+        for row in rows:
+            counter = session.get(models.Counter, row["name"],
+                                  with_for_update=True)
+            if counter is None:
+                session.add(models.Counter(**row))
+            else:
+                counter.value += row["value"]
+        return
+    session.execute(stmt)
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def add_counters(counts):
+    """Add ``{name: n}`` to the counters in a transaction of their own."""
+    with _writer() as session:
+        _bump(session, counts)
+
+
+def count_skipped(count):
+    """Count messages the intake looked at and let go (not aggregates)."""
+    add_counters({SKIPPED: count})
+
+
+def counter_values(prefix=None):
+    """{name: value} of the counters (those starting with ``prefix``)."""
+    with _reader() as session:
+        query = sa.select(models.Counter.name, models.Counter.value)
+        if prefix:
+            query = query.where(models.Counter.name.startswith(
+                prefix, autoescape=True))
+        return {name: value for name, value in session.execute(query)}
+
+
+def duplicate_counts():
+    """{event_type: count} of redelivered notifications acked unstored."""
+    return {name.split(_SEP, 1)[1]: value for name, value in
+            counter_values(DUPLICATES + _SEP).items()}
+
+
+def skipped_count():
+    """Messages that were not aggregate notifications, never stored."""
+    return counter_values(SKIPPED).get(SKIPPED, 0)

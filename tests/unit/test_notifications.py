@@ -362,7 +362,8 @@ class Recorder:
         self.batches.append(len(batch))
         return [self.record_event(event) for event in batch]
 
-    def record_rejected(self, message_id, event_type, publisher_id, reason):
+    def record_rejected(self, message_id, event_type, publisher_id, reason,
+                        label=None, fingerprint=None):
         if self.rejected_error is not None:
             raise self.rejected_error
         self.rejected.append((message_id, event_type, publisher_id, reason))
@@ -591,8 +592,7 @@ class _Incoming:
 def test_undecodable_priority_is_rejected_not_requeued(priority):
     recorder = Recorder()
     endpoint, sleeps = endpoint_for(recorder)
-    dispatcher = notifications.PoisonSafeDispatcher(
-        [endpoint], on_poison=endpoint.reject)
+    dispatcher = notifications.IntakeDispatcher(endpoint)
     message = {"priority": priority, "event_type": "aggregate.addhost.end",
                "publisher_id": "aggregate.3", "message_id": "m-9",
                "payload": {}, "timestamp": META["timestamp"]}
@@ -603,8 +603,7 @@ def test_undecodable_priority_is_rejected_not_requeued(priority):
 def test_undecodable_message_of_another_service_is_dropped_silently():
     recorder = Recorder()
     endpoint, _ = endpoint_for(recorder)
-    dispatcher = notifications.PoisonSafeDispatcher(
-        [endpoint], on_poison=endpoint.reject)
+    dispatcher = notifications.IntakeDispatcher(endpoint)
     message = {"priority": None, "event_type": "compute.instance.x"}
     assert dispatcher.dispatch([_Incoming(message)]) == set()
     assert recorder.rejected == []
