@@ -35,8 +35,10 @@ def upgrade():
                                      server_default="0"))
     op.add_column("pools", sa.Column("waiting", sa.Text))
     op.add_column("pools", sa.Column("reflected", sa.Text))
-    op.create_unique_constraint("uniq_pools0pool_uuid", "pools",
-                                ["pool_uuid"])
+    # NOTE(sqlite): SQLite cannot ALTER a constraint in; batch mode copies
+    # the table there (the demo, unit tests) and is a plain ALTER on MySQL.
+    with op.batch_alter_table("pools") as batch:
+        batch.create_unique_constraint("uniq_pools0pool_uuid", ["pool_uuid"])
 
     # operations: compute node downtime of a join; purge by age.
     op.add_column("operations", sa.Column("downtime_s", sa.Float))
