@@ -18,7 +18,11 @@ def test_demo_forms_a_ready_pool_and_exits_zero():
     assert "live migration: ready" in out
     for member in ("compute1", "compute2", "compute3"):
         assert member in out
-    assert "pool.join" in out or "join" in out
+    # One journaled pool.join per joiner, the eject of the host removed.
+    for joiner in ("compute2", "compute3", "compute4"):
+        assert out.count("[succeeded] join %s pool.join(" % joiner) == 1
+    assert out.count("[succeeded] join ") == 3
+    assert out.count("[succeeded] eject compute4 pool.eject(") == 1
     assert "demo-only-password" not in out + result.stderr
     assert "Traceback" not in result.stderr
 
