@@ -259,13 +259,33 @@ def test_no_pool_yet_and_nothing_reachable_is_blocked():
     assert _kinds(steps) == [("blocked", "h1")]
 
 
+SECRET = "S3cr3t-in-the-input"
+
+
 def test_every_step_describes_itself_without_secrets():
-    builder, _ = _pool(["h1", "h2"], name_label="x")
-    observed = b.add_standalone(b.observed_pool(builder, ["h1", "h2"]),
-                                b.standalone("h3"))
-    steps = planner.plan_pool_changes(_desired(["h2", "h3"]), observed,
-                                      _active("h1", "h2"))
-    texts = [s.describe() for s in steps]
+    # Secrets where the planner's input holds them: a CIFS SR's
+    # device_config (copied into PBD.create) and credentials in host URLs.
+    builder = b.PoolBuilder("x")
+    refs = [builder.add_host(n, address="10.0.0.%d" % (i + 1))
+            for i, n in enumerate(["h1", "h2", "h3"])]
+    sr_ref = builder.add_sr("cifs", type_="cifs", on=refs, device_config={
+        "server": "//files/vms", "username": "svc", "password": SECRET})
+    missing, _ = builder.snapshot().pbd_for(refs[2], sr_ref)
+    del builder.pbds[missing]
+    observed = b.add_standalone(b.observed_pool(builder, ["h1", "h2", "h3"]),
+                                b.standalone("h4", address="10.0.0.4"))
+    for view in observed.hosts.values():
+        view.url = view.url.replace("http://", "http://root:%s@" % SECRET)
+    steps = planner.plan_pool_changes(_desired(["h2", "h3", "h4"]), observed,
+                                      _active("h1", "h2", "h3"))
+    kinds = {s.kind for s in steps}
+    assert {"set_name_label", "designate_master", "eject", "create_pbd",
+            "preflight", "join"} <= kinds
+    create = [s for s in steps if s.kind == "create_pbd"][0]
+    assert create.params["device_config"]["password"] == SECRET
+    texts = [s.describe() for s in steps] + [s.reason or "" for s in steps]
     assert texts[0].startswith("pool.set_name_label(")
     assert any(t.startswith("pool.designate_new_master(h2)") for t in texts)
     assert any(t.startswith("pool.join(10.0.0.1") for t in texts)
+    assert any(t.startswith("PBD.create(host=h3, SR=cifs") for t in texts)
+    assert all(SECRET not in t for t in texts), texts
