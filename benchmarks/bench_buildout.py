@@ -114,7 +114,7 @@ class RssSampler(threading.Thread):
 
 def single_join_latency(conf_file):
     """Seconds for the engine to build a 2-host pool (one join) alone."""
-    from poolmgr import reconciler
+    from poolmgr import engine as pool_engine
     sim = Simulator(hosts=2, port=0, address_base=230, password=PASSWORD,
                     join_delay=JOIN_DELAY, eject_delay=JOIN_DELAY).start()
     try:
@@ -124,7 +124,7 @@ def single_join_latency(conf_file):
                              {"hypervisor_pool": "true"})
         conf = service.prepare_service(["--config-file", str(conf_file)],
                                        setup_logging=False)
-        engine = reconciler.Reconciler(conf, owner="bench-probe")
+        engine = pool_engine.Engine(conf, owner="bench-probe")
         start = time.monotonic()
         result = engine.reconcile_pool(10 ** 6)
         elapsed = time.monotonic() - start

@@ -17,7 +17,7 @@ import time
 
 import common
 from poolmgr.db import api as db_api
-from poolmgr import reconciler
+from poolmgr import engine as pool_engine
 from poolmgr.simulator import Simulator
 from poolmgr import service
 
@@ -81,7 +81,7 @@ def measure(pools=POOLS, threads=16):
                 db_api.put_aggregate(agg, "pool-%03d" % agg,
                                      names[first:first + HOSTS_PER_POOL],
                                      {"hypervisor_pool": "true"})
-            engine = reconciler.Reconciler(conf, owner="bench-resync")
+            engine = pool_engine.Engine(conf, owner="bench-resync")
             build_s, built = _pass(engine, ids, threads)
             if built != pools:
                 raise RuntimeError("only %d of %d pools converged" % (
@@ -93,7 +93,7 @@ def measure(pools=POOLS, threads=16):
             warm_s, warm_ok = _pass(engine, ids, threads)
             warm_calls = list(sim.call_log)
             # A freshly started engine: one login per pool on top.
-            cold = reconciler.Reconciler(conf, owner="bench-resync-cold")
+            cold = pool_engine.Engine(conf, owner="bench-resync-cold")
             sim.reset_call_log()
             cold_s, cold_ok = _pass(cold, ids, threads)
             cold_calls = list(sim.call_log)

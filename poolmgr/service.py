@@ -130,7 +130,7 @@ class IntakeService(cotyledon.Service):
 
 
 class ReconcilerService(cotyledon.Service):
-    """Runs the pool engine (poolmgr.reconciler) until told to stop."""
+    """Runs the pool engine (poolmgr.engine) until told to stop."""
 
     name = "reconciler"
 
@@ -147,14 +147,13 @@ class ReconcilerService(cotyledon.Service):
             if self._stopping.wait(_jitter(self.worker_id)):
                 return
             db_api.configure(self.conf)
-            from poolmgr import reconciler
+            from poolmgr import engine as pool_engine
             owner = "%s:%d:%d" % (socket.gethostname(), os.getpid(),
                                   self.worker_id)
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self.reconciler = reconciler.Reconciler(self.conf,
-                                                        owner=owner)
+                self.reconciler = pool_engine.Engine(self.conf, owner=owner)
             LOG.info("Reconciler worker %d started as %s", self.worker_id,
                      owner)
             self.reconciler.run_forever(self._stopping)

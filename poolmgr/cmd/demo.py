@@ -4,7 +4,7 @@ A simulated XenServer (four hosts on loopback), a SQLite database in a
 temporary folder and oslo.messaging's in-process ``fake://`` bus stand in
 for the real servers; everything else is production code: Nova-format
 notifications from ``poolmgr.fakenova``, the intake's listener from
-``poolmgr.notifications``, the engine from ``poolmgr.reconciler`` and the
+``poolmgr.notifications``, the engine from ``poolmgr.engine`` and the
 tables of ``poolmgr-manage``.
 """
 
@@ -22,9 +22,9 @@ import XenAPI
 from poolmgr.cmd import views
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
+from poolmgr import engine as pool_engine
 from poolmgr import fakenova
 from poolmgr import notifications
-from poolmgr import reconciler
 from poolmgr import service
 from poolmgr.simulator import Simulator
 
@@ -133,7 +133,7 @@ class Demo:
             conf, url="fake://")
         self.listener = notifications.build_listener(self.transport, conf)
         self.listener.start()
-        self.engine = reconciler.Reconciler(conf, owner="demo")
+        self.engine = pool_engine.Engine(conf, owner="demo")
         self.engine_thread = threading.Thread(
             target=self.engine.run_forever, args=(self.stop_event,),
             name="reconciler", daemon=True)

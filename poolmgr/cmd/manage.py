@@ -252,18 +252,18 @@ def pool_retry(conf, args):
 
 
 def pool_plan(conf, args):
-    from poolmgr import reconciler
+    from poolmgr import engine as pool_engine
     agg = _find_aggregate(args.aggregate)
-    plan = reconciler.Reconciler(conf).plan_pool(agg["id"])
+    plan = pool_engine.Engine(conf).plan_pool(agg["id"])
     data = views.plan_view(plan)
     _emit(args, data, lambda: views.plan_text(data))
     return EXIT_FAILED if data.get("failures") else EXIT_OK
 
 
 def pool_sync(conf, args):
-    from poolmgr import reconciler
+    from poolmgr import engine as pool_engine
     agg = _find_aggregate(args.aggregate)
-    engine = reconciler.Reconciler(conf)
+    engine = pool_engine.Engine(conf)
     db_api.mark_due(agg["id"])
     if not args.wait:
         print("aggregate %s marked for reconciliation" % agg["id"])

@@ -196,11 +196,11 @@ def test_host_added_during_the_last_look_of_a_pass_is_not_forgotten(
     # Found by the build-out benchmark: a notification stored while a pass
     # was finishing (after its last read of desired state) marked the pool
     # due, and the release of the lease pushed due_at to the next resync.
-    from poolmgr import reconciler
+    from poolmgr.engine import status
     s = sim(3)
     names = es.register(s)
     es.want(1, "late", names[:2])
-    real_assess = reconciler.readiness.assess
+    real_assess = status.readiness.assess
     injected = []
 
     def assess_and_meanwhile_nova_adds_a_host(*args, **kwargs):
@@ -209,13 +209,13 @@ def test_host_added_during_the_last_look_of_a_pass_is_not_forgotten(
             es.want(1, "late", names)
         return real_assess(*args, **kwargs)
 
-    monkeypatch.setattr(reconciler.readiness, "assess",
+    monkeypatch.setattr(status.readiness, "assess",
                         assess_and_meanwhile_nova_adds_a_host)
     conf = es.make_conf(resync_interval=3600.0)
     engine = es.engine(conf)
     engine.reconcile_pool(1)
     assert injected
     assert db_api.list_due_pools() == [1], db_api.get_pool(1)["due_at"]
-    monkeypatch.setattr(reconciler.readiness, "assess", real_assess)
+    monkeypatch.setattr(status.readiness, "assess", real_assess)
     assert engine.reconcile_pool(1).converged
     assert es.members(1)["cmp-3"]["state"] == "active"

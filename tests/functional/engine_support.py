@@ -8,7 +8,7 @@ import time
 import pytest
 
 from poolmgr.db import api as db_api
-from poolmgr import reconciler
+from poolmgr import engine as pool_engine
 from poolmgr import service
 
 PASSWORD = "sim-secret"
@@ -75,7 +75,7 @@ def calls(sim, method, host=None):
 
 
 def engine(conf, owner=None):
-    return reconciler.Reconciler(conf, owner=owner)
+    return pool_engine.Engine(conf, owner=owner)
 
 
 def write_config(path, mysql_url, **reconciler_opts):
@@ -94,7 +94,7 @@ def write_config(path, mysql_url, **reconciler_opts):
 
 def spawn_engine(config_file, owner):
     return subprocess.Popen(
-        [sys.executable, "-m", "poolmgr.reconciler", "--config-file",
+        [sys.executable, "-m", "poolmgr.cmd.engine", "--config-file",
          str(config_file), "--owner", owner],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -1,0 +1,71 @@
+"""The dry run (``poolmgr-manage pool plan``): observe, plan, no change."""
+
+import dataclasses
+
+from poolmgr.db import api as db_api
+from poolmgr.engine import context
+from poolmgr.engine import observe
+from poolmgr import planner
+from poolmgr import readiness
+
+# Steps that write only our own tables: a dry run shows nothing for them.
+_SILENT = (planner.MARK_ACTIVE, planner.MARK_REMOVED, planner.DISMISS)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What ``poolmgr-manage pool plan`` prints (views.plan_view)."""
+
+    aggregate_id: int
+    name: str
+    master: str
+    calls: list
+    failures: list
+    live_migration_ready: bool = False
+    reasons: list = dataclasses.field(default_factory=list)
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def plan_pool(conf, sessions, aggregate_id):
+    """Observe xapi now; return what a pass would do. Mutates nothing."""
+    agg = db_api.get_aggregate(aggregate_id)
+    if agg is None:
+        raise db_api.NotFound("aggregate %s not found" % aggregate_id)
+    desired = context.desired_of(agg)
+    pool_row = db_api.get_pool(aggregate_id) or {
+        "master": None, "pool_uuid": None, "state": db_api.POOL_CREATED}
+    members = {m["host"]: m for m in db_api.list_members(aggregate_id)}
+    ctx = context.PassContext(aggregate_id, None, conf=conf,
+                              sessions=sessions)
+    observed = observe.observe(ctx, desired, pool_row, members, record=False)
+    steps = planner.plan_pool_changes(desired, observed, members,
+                                      force=conf.xenserver.use_join_force)
+    master = observed.master
+    calls, failures = [], []
+    for step in steps:
+        if step.kind == planner.PREFLIGHT:
+            for f in step.failures:
+                failures.append(dict(f.as_dict(), host=step.host))
+        elif step.kind == planner.BLOCKED:
+            failures.append({"host": step.host, "code": "BLOCKED",
+                             "params": [], "remediation": step.reason})
+        elif step.kind == planner.REFUSE_EJECT:
+            failures.append({"host": step.host,
+                             "code": "HOST_HAS_RESIDENT_VMS",
+                             "params": step.params["vms"],
+                             "remediation": "migrate or shut down these "
+                             "VMs, then 'poolmgr-manage pool retry'"})
+        elif step.kind not in _SILENT:
+            calls.append({"kind": step.kind, "host": step.host,
+                          "mutating": step.mutating,
+                          "text": step.describe(master)})
+    ready, reasons = False, []
+    if observed.pool is not None:
+        result = readiness.assess(observed.pool,
+                                  names=observed.names_by_ref())
+        ready, reasons = result.ready, result.reasons
+    return Plan(aggregate_id=aggregate_id, name=desired.name, master=master,
+                calls=calls, failures=failures, live_migration_ready=ready,
+                reasons=reasons)

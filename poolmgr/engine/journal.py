@@ -1,0 +1,77 @@
+"""The journal: every xapi mutation is written before and after, fenced.
+
+Before a mutating call the lease is renewed at the generation the pass
+acquired (``PassContext.fence``): an engine that lost its lease never
+touches xapi. The ``operations`` row is written ``started`` before the call
+and ``succeeded`` / ``failed`` / ``abandoned`` after it; a row left
+``started`` by a crash is closed by the next holder (``abandon_stale``),
+which judges the step's effect by observing xapi, never by the row.
+"""
+
+from oslo_log import log as logging
+
+from poolmgr.db import api as db_api
+from poolmgr.xenapi import errors
+
+LOG = logging.getLogger(__name__)
+
+
+def mutate(ctx, kind, step, call):
+    """Fence, journal, run ``call()`` (one xapi mutation), journal."""
+    ctx.fence()
+    op_id = start(ctx, kind, step)
+    try:
+        result = call()
+    except errors.XapiError as exc:
+        finish(ctx, op_id, db_api.OP_FAILED, exc.code, exc.params)
+        exc.host = step.host
+        exc.step_kind = kind
+        raise
+    except BaseException as exc:
+        finish(ctx, op_id, db_api.OP_ABANDONED, type(exc).__name__,
+               [str(exc)[:200]])
+        raise
+    finish(ctx, op_id, db_api.OP_SUCCEEDED)
+    ctx.steps_executed += 1
+    return result
+
+
+def start(ctx, kind, step):
+    text = step.describe()
+    op_id = db_api.journal_start(
+        ctx.aggregate_id, kind, host=step.host, step=text, cause=ctx.cause,
+        owner=ctx.owner, generation=ctx.generation)
+    report(ctx, {"id": op_id, "kind": kind, "host": step.host, "step": text,
+                 "status": db_api.OP_STARTED})
+    return op_id
+
+
+def finish(ctx, op_id, status, code=None, params=None):
+    db_api.journal_finish(op_id, status, xapi_error_code=code,
+                          xapi_error_params=params)
+    report(ctx, {"id": op_id, "kind": None, "host": None, "step": None,
+                 "status": status, "xapi_error_code": code,
+                 "xapi_error_params": params})
+
+
+def record_refusal(ctx, kind, step, code, params):
+    """A step refused without calling xapi: one row, failed at once."""
+    op_id = start(ctx, kind, step)
+    finish(ctx, op_id, db_api.OP_FAILED, code, params)
+
+
+def report(ctx, op):
+    if ctx.progress is not None:
+        try:
+            ctx.progress(op)
+        except Exception:  # noqa: BLE001 - a display must not break us
+            LOG.debug("progress callback failed", exc_info=True)
+
+
+def abandon_stale(ctx):
+    for op in db_api.unfinished_operations(ctx.aggregate_id):
+        if (op["owner"], op["generation"]) == (ctx.owner, ctx.generation):
+            continue
+        # NOTE(crash): the step's effect is judged by observing xapi, not
+        # by this row; it is closed so history reads cleanly.
+        db_api.journal_finish(op["id"], db_api.OP_ABANDONED)

@@ -1,0 +1,144 @@
+"""Observation: what xapi says about a pool and its desired hosts.
+
+The pool is read on its master (the recorded master first; sessions follow
+HOST_IS_SLAVE to wherever the master went), every desired host that is not
+a member is read on its own xapi; the result is a ``planner.Observed``.
+"""
+
+from poolmgr.db import api as db_api
+from poolmgr import planner
+from poolmgr.xenapi import errors
+from poolmgr.xenapi import operations
+from poolmgr.xenapi import records
+
+
+def observe(ctx, desired, pool_row, members, record=True):
+    """A planner.Observed of the pool; sets ctx.master_session/inventory."""
+    inventory = db_api.get_hosts(set(desired.hosts) | set(members)
+                                 | {pool_row["master"]} - {None})
+    ctx.inventory = inventory
+    observed = planner.Observed()
+    ctx.master_session = None
+    problems = []
+    recorded = pool_row["master"]
+    known_members = {h for h, m in members.items()
+                     if m.get("state") == db_api.MEMBER_ACTIVE}
+    if desired.managed:
+        candidates = planner.master_candidates(desired, recorded, members)
+    else:
+        # NOTE(dismiss): an unmanaged aggregate is only looked at through
+        # the master we set up, never by adopting one of its hosts.
+        candidates = [recorded] if recorded else []
+    for name in candidates:
+        host = inventory.get(name)
+        if host is None:
+            continue
+        if recorded and problems and name != recorded \
+                and name not in known_members:
+            # NOTE(slow-master): the pool exists but its master (and
+            # members) could not be read just now; a desired host that
+            # is not a member yet must not found a second pool.
+            continue
+        sess = ctx.sessions.get(host["xapi_url"], follow_master=True)
+        try:
+            snap = read_master(ctx, sess)
+        except errors.XapiError as exc:
+            problems.append("%s: %s" % (name, exc))
+            continue
+        redirected = sess.url != host["xapi_url"]
+        if redirected and name != recorded and name not in known_members:
+            # A desired host that is a slave elsewhere does not make
+            # that other pool ours.
+            continue
+        observed.pool = snap
+        ctx.master_session = sess
+        break
+    if observed.pool is None and recorded and problems:
+        observed.master_problem = "pool master unreachable (%s)" % (
+            "; ".join(problems))
+    if observed.pool is not None:
+        _map_members(observed, desired, members, inventory, record)
+    if not desired.managed:
+        return observed
+    for name in desired.hosts:
+        if name in observed.hosts:
+            continue
+        if (members.get(name) or {}).get("state") == db_api.MEMBER_ERROR:
+            continue
+        observed.hosts[name] = observe_one(ctx, name, inventory, record)
+    return observed
+
+
+def read_master(ctx, session):
+    """The whole pool, read on its master."""
+    return operations.read_pool(session)
+
+
+def _map_members(observed, desired, members, inventory, record):
+    names = list(dict.fromkeys(list(desired.hosts) + list(members)))
+    mapped = set()
+    snap = observed.pool
+    for name in names:
+        host = inventory.get(name)
+        if host is None:
+            continue
+        ref = (snap.host_ref_by_uuid(host["xenserver_uuid"])
+               or snap.host_ref_by_address(
+                   records.url_host(host["xapi_url"])))
+        if ref is None or ref in mapped:
+            continue
+        mapped.add(ref)
+        rec = snap.hosts[ref]
+        observed.hosts[name] = planner.HostView(
+            name, planner.IN_POOL, url=host["xapi_url"],
+            uuid=rec.get("uuid"), ref=ref)
+        if ref == snap.master_ref:
+            observed.master = name
+        if record and host["xenserver_uuid"] != rec.get("uuid"):
+            db_api.set_host_xenserver_uuid(name, rec.get("uuid"))
+    observed.unknown_members = [r for r in snap.hosts if r not in mapped]
+    if observed.master is None:
+        observed.master_problem = (
+            "pool master %s is not a registered compute host" %
+            snap.master.get("address"))
+        observed.pool = None
+        observed.hosts = {}
+
+
+def observe_one(ctx, name, inventory, record=True):
+    """A desired host that is not a member, read on its own xapi."""
+    host = inventory.get(name)
+    if host is None:
+        return planner.HostView(name, planner.UNREGISTERED)
+    url = host["xapi_url"]
+    sess = ctx.sessions.get(url, follow_master=False)
+    try:
+        snap = operations.read_pool(sess)
+    except errors.XapiError as exc:
+        if exc.code == "HOST_IS_SLAVE":
+            return planner.HostView(name, planner.OTHER_POOL, url=url,
+                                    detail=(exc.params or ["?"])[0])
+        return planner.HostView(name, planner.UNREACHABLE, url=url,
+                                detail=str(exc), code=exc.code,
+                                params=tuple(exc.params))
+    uuid_ = snap.master_uuid
+    if record and uuid_ and host["xenserver_uuid"] != uuid_:
+        db_api.set_host_xenserver_uuid(name, uuid_)
+    return planner.HostView(name, planner.STANDALONE, url=url, uuid=uuid_,
+                            snapshot=snap)
+
+
+def record_observation(ctx, desired, pool_row, observed, steps):
+    """Master, pool uuid and 'changing' written as soon as they are seen."""
+    fields = {}
+    if observed.pool is not None:
+        if pool_row["master"] != observed.master:
+            fields["master"] = observed.master
+        if pool_row["pool_uuid"] != observed.pool.uuid:
+            fields["pool_uuid"] = observed.pool.uuid
+    if desired.managed and pool_row["state"] in (
+            db_api.POOL_CREATED, db_api.POOL_ACTIVE) and \
+            any(s.mutating for s in steps):
+        fields["state"] = db_api.POOL_CHANGING
+    if fields:
+        db_api.update_pool(ctx.aggregate_id, **fields)

@@ -1,0 +1,89 @@
+"""The end of a pass: the pool's state, reasons and readiness, written."""
+
+import dataclasses
+
+from oslo_log import log as logging
+
+from poolmgr.db import api as db_api
+from poolmgr.engine import context
+from poolmgr import planner
+from poolmgr import readiness
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PassResult:
+    aggregate_id: int
+    converged: bool
+    state: str = None
+    steps: int = 0
+    reasons: list = dataclasses.field(default_factory=list)
+    error: str = None
+
+
+def count_attempt(aggregate_id, host):
+    if host is None:
+        return
+    for member in db_api.list_members(aggregate_id):
+        if member["host"] == host:
+            db_api.upsert_member(aggregate_id, host,
+                                 attempts=member["attempts"] + 1)
+
+
+def finish(ctx, desired, observed, steps):
+    """Write the pool's state from the last plan; return a PassResult."""
+    blocked = [s for s in steps if s.kind == planner.BLOCKED]
+    for step in blocked:
+        count_attempt(ctx.aggregate_id, step.host)
+    pool_row = db_api.get_pool(ctx.aggregate_id)
+    if pool_row is None:
+        return PassResult(ctx.aggregate_id, True, steps=ctx.steps_executed)
+    if pool_row["state"] == db_api.POOL_DISMISSED:
+        return PassResult(ctx.aggregate_id, True, state=db_api.POOL_DISMISSED,
+                          steps=ctx.steps_executed,
+                          reasons=pool_row["reasons"])
+    members = db_api.list_members(ctx.aggregate_id)
+    converged = not blocked and desired is not None
+    fields = {"last_reconciled_at": context.now()}
+    reasons = [s.reason for s in blocked]
+    if observed is not None and observed.pool is not None:
+        names = observed.names_by_ref()
+        expected = [h for h in desired.hosts
+                    if h not in observed.hosts
+                    or observed.hosts[h].status != planner.IN_POOL]
+        result = readiness.assess(observed.pool, names=names,
+                                  expected=expected)
+        fields.update(live_migration_ready=result.ready,
+                      sr_matrix=result.matrix)
+        reasons = result.reasons + [r for r in reasons
+                                    if r not in result.reasons]
+        state = db_api.POOL_ACTIVE if converged else db_api.POOL_CHANGING
+    else:
+        fields.update(live_migration_ready=False, sr_matrix=None)
+        if desired is not None and not desired.hosts:
+            reasons = reasons or ["the aggregate has no hosts"]
+            state = db_api.POOL_CREATED
+        else:
+            reasons = reasons or ["no pool master reachable"]
+            state = (db_api.POOL_CHANGING
+                     if pool_row["state"] != db_api.POOL_CREATED or
+                     ctx.steps_executed else db_api.POOL_CREATED)
+    if ctx.pool_error is not None:
+        state = db_api.POOL_ERROR
+    for member in members:
+        if member["state"] == db_api.MEMBER_ERROR:
+            reasons.append("%s in error: %s %s" % (
+                member["host"], member["error_code"],
+                " ".join(member["error_params"] or [])))
+    if not any(m["state"] == db_api.MEMBER_ERROR for m in members) and \
+            ctx.pool_error is None and converged:
+        fields.update(last_error=None, last_error_code=None)
+    fields["state"] = state
+    fields["reasons"] = reasons
+    db_api.update_pool(ctx.aggregate_id, **fields)
+    LOG.info("Pool %s: pass done, state %s, %d step(s), %s",
+             ctx.aggregate_id, state, ctx.steps_executed,
+             "converged" if converged else "not converged")
+    return PassResult(ctx.aggregate_id, converged, state=state,
+                      steps=ctx.steps_executed, reasons=reasons)
