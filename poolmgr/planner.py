@@ -14,6 +14,7 @@ safely at a time).
 
 import dataclasses
 
+from poolmgr import computevm
 from poolmgr import preflight
 from poolmgr import readiness
 
@@ -42,8 +43,21 @@ RELEASE_MASTER = "release_master"
 CLEAR_NAME = "clear_name"
 DISMISS = "dismiss"
 
+# The compute VM steps (classic topology; engine/steps/compute_vm.py).
+STOP_COMPUTE_VM = "stop_compute_vm"
+JOIN_COMPUTE_HOST = "join_compute_host"
+START_COMPUTE_VM = "start_compute_vm"
+COMPUTE_VM_RUNNING = "compute_vm_running"
+EJECT_COMPUTE_HOST = "eject_compute_host"
+REFUSE_EJECT_COMPUTE_VM = "refuse_eject_compute_vm"
+COMPUTE_VM_KINDS = frozenset([STOP_COMPUTE_VM, JOIN_COMPUTE_HOST,
+                              START_COMPUTE_VM, COMPUTE_VM_RUNNING,
+                              EJECT_COMPUTE_HOST, REFUSE_EJECT_COMPUTE_VM])
+
 MUTATING = frozenset([SET_NAME_LABEL, DESIGNATE_MASTER, EJECT, PLUG_PBD,
-                      CREATE_PBD, JOIN, RELEASE_MASTER, CLEAR_NAME])
+                      CREATE_PBD, JOIN, RELEASE_MASTER, CLEAR_NAME,
+                      STOP_COMPUTE_VM, JOIN_COMPUTE_HOST, START_COMPUTE_VM,
+                      EJECT_COMPUTE_HOST])
 
 MEMBER_ERROR = "error"
 MEMBER_ACTIVE = "active"
@@ -72,6 +86,8 @@ class HostView:
     detail: str = None     # why UNREACHABLE / OTHER_POOL
     code: str = None       # UNREACHABLE: xapi's (or poolmgr's) error code
     params: tuple = ()     # ... and its params
+    compute_vm: str = None         # uuid of its registered compute VM
+    compute_vm_stopped: bool = False  # ... which poolmgr shut down
 
 
 @dataclasses.dataclass
@@ -81,6 +97,7 @@ class Observed:
     hosts: dict = dataclasses.field(default_factory=dict)   # name -> HostView
     unknown_members: list = dataclasses.field(default_factory=list)
     master_problem: str = None   # set when the pool exists but can't be read
+    eject_compute_vm: str = computevm.EJECT_REFUSE  # [xenserver] option
 
     def names_by_ref(self):
         return {v.ref: n for n, v in self.hosts.items()
@@ -141,6 +158,8 @@ class Step:
             return "preflight of %s passes" % self.host
         if self.kind == REFUSE_EJECT:
             return "refuse to eject %s: %s" % (self.host, self.reason)
+        if self.kind in COMPUTE_VM_KINDS:
+            return _describe_compute_vm(self, p, on_master)
         return "%s %s%s" % (self.kind, self.host or "",
                             (": " + self.reason) if self.reason else "")
 
@@ -219,7 +238,8 @@ def plan_pool_changes(desired, observed, members, force=False):
             master = new_master
         else:
             for name in leaving:
-                steps += _eject_steps(pool, views[name], master, members)
+                steps += _eject_steps(pool, views[name], master, members,
+                                      observed.eject_compute_vm)
             steps.append(Step(RELEASE_MASTER, master,
                               params={"pool_uuid": pool.uuid}))
             return steps
@@ -227,7 +247,8 @@ def plan_pool_changes(desired, observed, members, force=False):
         leaving = [n for n in in_pool if n != master and n not in wanted]
 
     for name in leaving:
-        steps += _eject_steps(pool, views[name], master, members)
+        steps += _eject_steps(pool, views[name], master, members,
+                              observed.eject_compute_vm)
 
     for name, member in sorted(members.items()):
         if name in wanted or name in in_pool:
@@ -255,6 +276,7 @@ def plan_pool_changes(desired, observed, members, force=False):
                                   params={"uuid": view.uuid,
                                           "master": master}))
             continue
+        steps += _member_compute_vm_steps(pool, view, master)
         for repair in repairs:
             if repair.host_ref != view.ref:
                 continue
@@ -278,7 +300,10 @@ def plan_pool_changes(desired, observed, members, force=False):
             continue
         if (members.get(name) or {}).get("state") == MEMBER_ERROR:
             continue
-        if view.status == STANDALONE:
+        if view.status == STANDALONE and view.compute_vm:
+            steps += _join_compute_host_steps(view, pool, master,
+                                              master_address, force)
+        elif view.status == STANDALONE:
             failures = preflight.check_join(view.snapshot, pool, force=force)
             steps.append(Step(PREFLIGHT, name, failures=tuple(failures),
                               params={"master": master}))
@@ -293,10 +318,15 @@ def plan_pool_changes(desired, observed, members, force=False):
     return steps
 
 
-def _eject_steps(pool, view, master, members):
+def _eject_steps(pool, view, master, members,
+                 compute_mode=computevm.EJECT_REFUSE):
     ref = view.ref
     if (members.get(view.name) or {}).get("state") == MEMBER_ERROR:
         return []
+    if view.compute_vm:
+        special = _eject_compute_host_steps(pool, view, master, compute_mode)
+        if special is not None:
+            return special
     resident = pool.resident_vms(ref)
     if resident:
         names = sorted(vm.get("name_label", "?") for vm in resident)
@@ -338,6 +368,135 @@ def _blocked_hosts(desired, observed, members):
         if view is not None and view.status not in (IN_POOL, STANDALONE):
             steps.append(_blocked(view))
     return steps
+
+
+# -- the compute VM (classic topology, issue 12) ------------------------------
+
+def _describe_compute_vm(step, p, on_master):
+    vm = "compute VM %s (%s)" % (p.get("name_label") or "?",
+                                 p.get("compute_vm"))
+    if step.kind == STOP_COMPUTE_VM:
+        where = (on_master if p.get("where") == "pool"
+                 else "on %s" % step.host)
+        return "VM.clean_shutdown(%s) %s, VM.hard_shutdown after [xenserver]" \
+               " compute_vm_shutdown_timeout" % (vm, where)
+    if step.kind == JOIN_COMPUTE_HOST:
+        call = "pool.join_force" if p.get("force") else "pool.join"
+        return "%s(%s, <[xenserver] credentials>) on %s (its %s is shut " \
+               "down; started again on %s at once if the join fails)" % (
+                   call, p.get("master_address"), step.host, vm, step.host)
+    if step.kind == START_COMPUTE_VM:
+        if p.get("where") == "pool":
+            return "VM.start_on(%s, %s) %s, then check it runs there" % (
+                vm, step.host, on_master)
+        return "VM.start_on(%s, %s) on %s (standalone: %s)" % (
+            vm, step.host, step.host, step.reason or "not joining")
+    if step.kind == COMPUTE_VM_RUNNING:
+        return "%s of %s runs again: record the downtime" % (vm, step.host)
+    if step.kind == EJECT_COMPUTE_HOST:
+        return "%spool.eject(%s) %s: the eject destroys the %s (its disk " \
+               "is on the local SR), then wait until %s is standalone" % (
+                   "VM.clean_shutdown(%s) %s, then " % (vm, on_master)
+                   if p.get("running") else "", step.host, on_master, vm,
+                   step.host)
+    return "refuse to eject %s: %s" % (step.host, step.reason)
+
+
+def _compute_vm_params(view, vm):
+    return {"compute_vm": view.compute_vm,
+            "name_label": (vm or {}).get("name_label")}
+
+
+def _join_compute_host_steps(view, pool, master, master_address, force):
+    """A standalone host with a compute VM: stop it, join, start it there.
+
+    Only a VM poolmgr stopped (``compute_vm_stopped``) is started again;
+    one an operator shut down stays halted. When the join cannot happen
+    (preflight fails) a VM poolmgr stopped is started again first.
+    """
+    snap = view.snapshot
+    me = snap.master_ref
+    vm_state, vm = computevm.state(snap, view.compute_vm, me)
+    cvm = _compute_vm_params(view, vm)
+    ours = vm_state == computevm.RUNNING or (vm_state == computevm.HALTED
+                                      and view.compute_vm_stopped)
+    steps = []
+    failures = preflight.check_join(snap, pool, force=force,
+                                    compute_vm_uuid=view.compute_vm)
+    if failures:
+        if vm_state == computevm.HALTED and view.compute_vm_stopped:
+            steps.append(Step(START_COMPUTE_VM, view.name, reason=(
+                "preflight fails"), params=dict(cvm, where="standalone",
+                                                host_ref=me)))
+        steps.append(Step(PREFLIGHT, view.name, failures=tuple(failures),
+                          params={"master": master}))
+        return steps
+    steps.append(Step(PREFLIGHT, view.name, params={"master": master}))
+    join = {"master_address": master_address, "master": master,
+            "force": bool(force), "uuid": view.uuid}
+    if vm_state == computevm.RUNNING:
+        steps.append(Step(STOP_COMPUTE_VM, view.name, params=dict(
+            cvm, where="standalone", purpose="join")))
+    if ours:
+        steps.append(Step(JOIN_COMPUTE_HOST, view.name, params=dict(
+            join, host_ref=me, **cvm)))
+    else:
+        steps.append(Step(JOIN, view.name, params=join))
+    steps.append(Step(WAIT_MEMBER, view.name, params={
+        "uuid": view.uuid, "master": master}))
+    if ours:
+        steps.append(Step(START_COMPUTE_VM, view.name, params=dict(
+            cvm, where="pool", master=master)))
+    return steps
+
+
+
+def _member_compute_vm_steps(pool, view, master):
+    """A live member whose compute VM poolmgr stopped: start it there."""
+    if not view.compute_vm or not view.compute_vm_stopped:
+        return []
+    vm_state, vm = computevm.state(pool, view.compute_vm, view.ref)
+    cvm = _compute_vm_params(view, vm)
+    if vm_state == computevm.HALTED:
+        return [Step(START_COMPUTE_VM, view.name, params=dict(
+            cvm, where="pool", host_ref=view.ref, master=master))]
+    return [Step(COMPUTE_VM_RUNNING, view.name, params=dict(
+        cvm, state=vm_state))]
+
+
+def _eject_compute_host_steps(pool, view, master, mode):
+    """Eject of a host with a compute VM (None: no special handling).
+
+    The eject wipes the local SR the compute VM lives on. ``refuse``
+    (default): the member goes to error naming the VM and the way out;
+    ``shutdown``: clean shutdown, eject, and poolmgr forgets the VM.
+    """
+    vm_state, vm = computevm.state(pool, view.compute_vm, view.ref)
+    if vm_state in (computevm.MISSING, computevm.RUNNING_ELSEWHERE):
+        return None
+    others = sorted(v.get("name_label", "?")
+                    for v in pool.resident_vms(view.ref)
+                    if v.get("uuid") != view.compute_vm)
+    if others:
+        return [Step(REFUSE_EJECT, view.name, params={"vms": others},
+                     reason="VMs still resident: %s" % ", ".join(others))]
+    cvm = _compute_vm_params(view, vm)
+    if mode != computevm.EJECT_SHUTDOWN:
+        return [Step(REFUSE_EJECT_COMPUTE_VM, view.name, params=dict(
+            cvm, power_state=vm.get("power_state")), reason=(
+            "pool.eject would destroy its compute VM %s (%s): its disk is on "
+            "%s's local SR, which eject wipes. Move nova-compute off %s and "
+            "run 'poolmgr-manage host register %s URL --compute-vm none', "
+            "or set [xenserver] eject_compute_vm = shutdown to shut it down "
+            "and let the eject destroy it; then 'poolmgr-manage pool retry'"
+            % (cvm["name_label"], view.compute_vm, view.name, view.name,
+               view.name)))]
+    if not pool.host_live(view.ref):
+        return None
+    return [Step(EJECT_COMPUTE_HOST, view.name, params=dict(
+        cvm, host_ref=view.ref, master=master, uuid=view.uuid,
+        running=vm_state == computevm.RUNNING)),
+        Step(WAIT_STANDALONE, view.name, params={"uuid": view.uuid})]
 
 
 def is_converged(steps):

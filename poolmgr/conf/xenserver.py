@@ -33,4 +33,18 @@ OPTS = [
                  help="Seconds to wait after pool.eject for the host to "
                       "answer "
                       "as a standalone master."),
+    # The compute VM (classic topology: nova-compute in a VM on the host).
+    cfg.StrOpt("eject_compute_vm", default="refuse",
+               choices=[("refuse", "put the member in error, naming the "
+                         "compute VM and the way out"),
+                        ("shutdown", "shut the compute VM down cleanly and "
+                         "eject (as Nova's driver did); the eject destroys "
+                         "it")],
+               help="What to do when a host that has a registered compute "
+                    "VM must leave its pool (or, after a master hand-over, "
+                    "the old master must). pool.eject wipes the host's "
+                    "local SRs, and with them the compute VM's disk."),
+    cfg.FloatOpt("compute_vm_shutdown_timeout", default=120.0, min=1.0,
+                 help="Seconds VM.clean_shutdown of a compute VM may take "
+                      "before a join falls back to VM.hard_shutdown."),
 ]
