@@ -3,20 +3,26 @@
 NOTE(multiprocess): the daemon runs intake and reconciler workers as
 separate cotyledon processes, and operators may run several daemons on one
 database. Counters kept in process memory would be split across workers
-and reset by every respawn. Everything poolmgr counts is already a row in
-MySQL (the notification log, the journal, the pools and their fencing
-generation), so each scrape reads those: the figures are the same whichever
-worker or daemon serves them, survive restarts, and need no
-``PROMETHEUS_MULTIPROC_DIR``. A scrape costs a few GROUP BY queries.
+and reset by every respawn. So poolmgr counts in MySQL: the ``counters``
+table, bumped in the same transaction as the notification or journal row
+it counts, and never reached by `db purge` (Prometheus ``_total`` never
+goes backwards). A scrape reads that small table, the pools and the
+newest notification time (an index lookup), whatever the size of the
+logs; the figures are the same whichever worker or daemon serves them,
+survive restarts, and need no ``PROMETHEUS_MULTIPROC_DIR``.
 
 Families:
 
-- ``poolmgr_notifications_total{event_type,outcome}``: the notification
-  log (applied, duplicate, stale, recorded, ignored, rejected).
+- ``poolmgr_notifications_total{event_type,outcome}``: aggregate
+  notifications by outcome (applied, stale, recorded, ignored, rejected,
+  and duplicate: redeliveries acked without a row).
+- ``poolmgr_notifications_skipped_total``: messages that were not
+  aggregate notifications (instance.*, compute.*, ...), acked unstored.
 - ``poolmgr_reconcile_passes_total``: every pass takes the pool's lease
   once and bumps its fencing generation, so the sum of generations counts
   passes.
-- ``poolmgr_operations_total{kind,status,xapi_code}``: the journal.
+- ``poolmgr_operations_total{kind,status,xapi_code}``: journaled steps,
+  ``started`` when begun and succeeded/failed/abandoned when finished.
 - ``poolmgr_pools{state}`` and ``poolmgr_pools_live_migration_ready``.
 - ``poolmgr_last_notification_timestamp_seconds``.
 - ``poolmgr_database_up``: 0 when the queries above failed (the other
@@ -67,11 +73,20 @@ class DatabaseCollector(prom_registry.Collector):
             "poolmgr_notifications",
             "Nova aggregate notifications received, by event type and "
             "outcome.", labels=["event_type", "outcome"])
+        counts = dict(self.db.notification_counts())
+        for event_type, count in self.db.duplicate_counts().items():
+            counts[(event_type, self.db.DUPLICATE)] = count
         for (event_type, outcome), count in sorted(
-                self.db.notification_counts().items(),
+                counts.items(),
                 key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
             notes.add_metric([event_type or "", outcome], count)
         yield notes
+
+        yield core.CounterMetricFamily(
+            "poolmgr_notifications_skipped",
+            "Messages on poolmgr's queue that were not aggregate "
+            "notifications, acked without being stored.",
+            self.db.skipped_count())
 
         pools = self.db.list_pools()
         passes = core.CounterMetricFamily(

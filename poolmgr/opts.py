@@ -2,13 +2,14 @@
 
 from oslo_config import cfg
 
+from poolmgr.conf import database
 from poolmgr.conf import metrics
 from poolmgr.conf import notifications
 from poolmgr.conf import nova
 from poolmgr.conf import reconciler
 from poolmgr.conf import xenserver
 
-_SECTIONS = (xenserver, notifications, reconciler, metrics, nova)
+_SECTIONS = (xenserver, notifications, reconciler, metrics, nova, database)
 
 
 def list_opts():

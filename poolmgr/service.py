@@ -221,6 +221,39 @@ def _reload_in_worker(conf):
     LOG.info("Configuration reloaded")
 
 
+class PurgeService(cotyledon.Service):
+    """Deletes expired log and journal rows ([database] *_ttl)."""
+
+    name = "purge"
+
+    def __init__(self, worker_id, conf):
+        super().__init__(worker_id)
+        self.conf = conf
+        self._stopping = threading.Event()
+
+    def run(self):
+        from poolmgr.db import purge
+        db_api.configure(self.conf)
+        # NOTE(first-purge): not at once, so a daemon restarted in a loop
+        # does not purge at every start; the ttl options are read at every
+        # round, so a SIGHUP that changes them applies at the next one.
+        delay = random.uniform(30, 90)
+        while not self._stopping.wait(delay):
+            try:
+                purge.purge_expired(self.conf, stop=self._stopping)
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                LOG.warning("Purge failed (%s); next try in %ds",
+                            type(exc).__name__,
+                            self.conf.database.purge_interval)
+            delay = self.conf.database.purge_interval
+
+    def terminate(self):
+        self._stopping.set()
+
+    def reload(self):
+        _reload_in_worker(self.conf)
+
+
 def build_service_manager(conf):
     """The ServiceManager of the daemon, with every service added."""
     sm = cotyledon.ServiceManager()
@@ -228,6 +261,8 @@ def build_service_manager(conf):
     sm.add(ReconcilerService, workers=conf.reconciler.workers, args=(conf,))
     if conf.metrics.prometheus_port:
         sm.add(MetricsService, workers=1, args=(conf,))
+    if conf.database.notification_ttl or conf.database.journal_ttl:
+        sm.add(PurgeService, workers=1, args=(conf,))
     # NOTE(mutate): "mutate" re-reads the files and runs oslo.log's hook in
     # the master, so workers respawned later inherit the new levels too.
     oslo_config_glue.setup(sm, conf, reload_method="mutate")

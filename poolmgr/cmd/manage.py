@@ -3,6 +3,7 @@
 Categories of commands, as nova-manage and masakari-manage have them::
 
     poolmgr-manage [--config-file F] db sync|version
+    poolmgr-manage [--config-file F] db purge --older-than DAYS [--dry-run]
     poolmgr-manage [--config-file F] host register|list|show|remove|check ...
     poolmgr-manage [--config-file F] pool list|show|plan|sync|retry|history ...
     poolmgr-manage [--config-file F] events list
@@ -96,6 +97,30 @@ def db_sync(conf, args):
 
 def db_version(conf, args):
     print(migration.version() or "None (no schema: run 'db sync')")
+
+
+def db_purge(conf, args):
+    from poolmgr.db import purge
+    report = purge.purge(notification_days=args.older_than,
+                         journal_days=args.older_than,
+                         batch_size=(args.batch_size
+                                     or conf.database.purge_batch_size),
+                         dry_run=args.dry_run)
+    _emit(args, report, lambda: _purge_text(report))
+
+
+def _purge_text(report):
+    verb = "would delete" if report["dry_run"] else "deleted"
+    key = "would_delete" if report["dry_run"] else "deleted"
+    notes, ops = report["notifications"], report["operations"]
+    return "\n".join([
+        "notifications: %s %d rows received before %s (%d batches of at "
+        "most %d)" % (verb, notes[key], notes["older_than"],
+                      notes["batches"], report["batch_size"]),
+        "journal: %s %d finished rows older than %s (%d batches); kept %d "
+        "open and %d newest-per-pool rows" % (
+            verb, ops[key], ops["older_than"], ops["batches"],
+            ops["kept_open"], ops["kept_newest_per_pool"])])
 
 
 # ---------------------------------------------------------------------------
@@ -342,6 +367,17 @@ def build_parser():
                        ).set_defaults(func=db_sync)
     db_cmds.add_parser("version", help="print the schema revision"
                        ).set_defaults(func=db_version)
+    p = db_cmds.add_parser("purge", help="delete notification-log and "
+                           "journal rows older than DAYS (counters kept)")
+    p.add_argument("--older-than", type=_positive_int, required=True,
+                   metavar="DAYS", help="age in days of the rows to delete")
+    p.add_argument("--dry-run", action="store_true",
+                   help="count what would be deleted; delete nothing")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="rows per transaction (default: [database] "
+                        "purge_batch_size)")
+    _format_arg(p)
+    p.set_defaults(func=db_purge)
 
     host = categories.add_parser("host", help="host inventory")
     host_cmds = host.add_subparsers(dest="action", metavar="ACTION",

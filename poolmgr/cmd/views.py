@@ -39,6 +39,7 @@ def host_view(row):
             "xenserver_uuid": row["xenserver_uuid"],
             "compute_vm_uuid": row.get("compute_vm_uuid"),
             "compute_vm_stopped_at": _time(row.get("compute_vm_stopped_at")),
+            "sha256_fingerprint": row.get("sha256_fingerprint"),
             "created_at": _time(row["created_at"]),
             "updated_at": _time(row["updated_at"])}
 
@@ -243,6 +244,10 @@ def status_view():
     outcomes = {}
     for (_, outcome), count in db_api.notification_counts().items():
         outcomes[outcome] = outcomes.get(outcome, 0) + count
+    # Totals from the counters table: a purge of the log never lowers them.
+    duplicates = sum(db_api.duplicate_counts().values())
+    if duplicates:
+        outcomes[db_api.DUPLICATE] = duplicates
     errors = []
     for p in pools:
         for m in p["members"]:
@@ -257,6 +262,7 @@ def status_view():
     return {
         "last_notification_at": _time(db_api.last_notification_time()),
         "notifications_by_outcome": outcomes,
+        "notifications_skipped": db_api.skipped_count(),
         "pools_by_state": by_state,
         "pools_total": len(pools),
         "pools_ready": sum(1 for p in pools if p["live_migration_ready"]),
@@ -270,6 +276,7 @@ def status_text(data):
              "notifications: %s" % (", ".join(
                  "%s=%d" % kv for kv in sorted(
                      data["notifications_by_outcome"].items())) or "none"),
+             "other messages skipped: %d" % data["notifications_skipped"],
              "pools: %d (%s), ready for live migration: %d" % (
                  data["pools_total"], ", ".join(
                      "%s=%d" % kv for kv in sorted(
