@@ -7,7 +7,6 @@ calling it again points the module at another database (tests do this).
 
 import datetime
 import threading
-import urllib.parse
 import uuid
 
 from oslo_db import api as oslo_db_api
@@ -180,23 +179,10 @@ def _apply_stamped(stamps, key, present, ts, value=None, pos=0):
 
 
 def _derive(agg):
-    stamps = agg.host_stamps
-    snaps = [e["snap"] for e in stamps.values()
-             if e["present"] and e.get("snap")]
-    newest = max(snaps) if snaps else None
-
-    def order(h):
-        # NOTE(order): hosts listed by the newest full snapshot (versioned
-        # notification or API listing) and present ever since come in its
-        # order (Nova's); hosts added after it follow, oldest first.
-        e = stamps[h]
-        if newest is not None and e.get("snap") == newest \
-                and e["since"] <= newest:
-            return (0, "", e["pos"], h)
-        return (1, e["since"], e["pos"], h)
-
-    agg.hosts = sorted((h for h, e in stamps.items() if e["present"]),
-                       key=order)
+    hosts = sorted((h for h, e in agg.host_stamps.items() if e["present"]),
+                   key=lambda h: (agg.host_stamps[h]["since"],
+                                  agg.host_stamps[h]["pos"], h))
+    agg.hosts = hosts
     agg.metadata_ = {k: e["value"] for k, e in agg.meta_stamps.items()
                      if e["present"]}
 
@@ -233,12 +219,6 @@ def merge_event(agg, event):
             changed |= _apply_stamped(host_stamps, key, present, ts,
                                       value=True,
                                       pos=payload.index(key) if present else 0)
-        for index, key in enumerate(payload):
-            entry = host_stamps[key]
-            if entry["present"] and entry["since"] <= ts and (
-                    entry.get("snap") or "") <= ts:
-                entry = dict(entry, snap=ts, pos=index)
-                host_stamps[key] = entry
     elif event.host is not None and event.kind in (events.ADD_HOST,
                                                    events.REMOVE_HOST):
         changed |= _apply_stamped(host_stamps, event.host,
@@ -259,12 +239,6 @@ def merge_event(agg, event):
         agg.last_event_at = event.timestamp
     _derive(agg)
     return changed
-
-
-def _significant(agg):
-    return desired.significant({
-        "name": agg.name, "hosts": agg.hosts, "metadata": agg.metadata_,
-        "deleted": agg.deleted, "host_stamps": agg.host_stamps})
 
 
 def _new_aggregate(aggregate_id, now):
@@ -516,31 +490,6 @@ def set_host_xenserver_uuid(compute_host, uuid):
         if row is not None and row.xenserver_uuid != uuid:
             row.xenserver_uuid = uuid
             row.updated_at = _now()
-
-
-def set_host_fingerprint(compute_host, fingerprint):
-    """Pin (or, with None, unpin) the host's xapi certificate."""
-    with _writer() as session:
-        row = session.get(models.Host, compute_host)
-        if row is None:
-            raise NotFound("host %s is not registered" % compute_host)
-        row.sha256_fingerprint = fingerprint
-        row.updated_at = _now()
-
-
-def pins_for_address(address):
-    """The pinned fingerprints of the hosts whose xapi URL is at
-    ``address`` (usually one; an empty set when none is pinned)."""
-    if not address:
-        return frozenset()
-    address = address.strip("[]").lower()
-    with _reader() as session:
-        rows = session.execute(
-            sa.select(models.Host.xapi_url, models.Host.sha256_fingerprint)
-            .where(models.Host.sha256_fingerprint.is_not(None))).all()
-    return frozenset(
-        pin for url, pin in rows
-        if (urllib.parse.urlsplit(url).hostname or "").lower() == address)
 
 
 # ---------------------------------------------------------------------------
@@ -874,7 +823,6 @@ def _record_events_once(batch):
                         event.aggregate_id, now)
                     session.add(agg)
                 previous_event_at = agg.last_event_at
-                before = _significant(agg)
                 changed = merge_event(agg, event)
                 agg.updated_at = now
                 if changed or previous_event_at is None or (
@@ -884,10 +832,6 @@ def _record_events_once(batch):
                     row["outcome"] = STALE
                 if changed:
                     agg.last_cause = event.cause
-                # NOTE(reflection): a change of poolmgr's own metadata keys
-                # (the update_metadata its reflection caused) is stored but
-                # gives the engine no work, so it cannot loop.
-                if _significant(agg) != before:
                     touched[agg.id] = (agg, event.cause)
             outcomes[index] = row["outcome"]
             rows.append(row)
