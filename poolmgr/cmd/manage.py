@@ -24,6 +24,7 @@ from oslo_utils import strutils
 from oslo_utils import uuidutils
 import sqlalchemy.exc
 
+from poolmgr.cmd import pins
 from poolmgr.cmd import views
 from poolmgr.db import api as db_api
 from poolmgr.db import compute_vms
@@ -130,6 +131,7 @@ def _purge_text(report):
 def host_register(conf, args):
     validate_compute_host(args.compute_host)
     url = validate_xapi_url(args.xapi_url)
+    pin = _pin_choice(conf, args, url)
     compute_vm = _compute_vm_choice(conf, args, url)
     created = db_api.register_host(args.compute_host, url)
     if compute_vm is not _KEEP_COMPUTE_VM:
@@ -141,6 +143,14 @@ def host_register(conf, args):
     elif compute_vm is None:
         print("%s has no compute VM (independent compute)"
               % args.compute_host)
+    pins.store(args, pin, url)
+
+
+def _pin_choice(conf, args, url):
+    try:
+        return pins.choose(conf, args, url)
+    except pins.PinError as exc:
+        raise (UsageError if exc.usage else CommandError)(str(exc))
 
 
 _KEEP_COMPUTE_VM = object()
@@ -205,6 +215,7 @@ def host_check(conf, args):
     from poolmgr.xenapi import inspect as xinspect
     host = _get_host(args.compute_host)
     report = xinspect.check_host(conf, host["xapi_url"])
+    report.update(pins.check_report(conf, host, report))
     if host.get("compute_vm_uuid") and report.get("credentials_ok"):
         from poolmgr.xenapi import compute_vm as xcompute_vm
         report.update(xcompute_vm.check(conf, host["xapi_url"],
@@ -393,6 +404,17 @@ def build_parser():
                         "nova-compute-<host> or <host> on it, else its only "
                         "running VM) or 'none' (independent compute); "
                         "omitted: none for a new host, unchanged otherwise")
+    pin = p.add_mutually_exclusive_group()
+    pin.add_argument("--pin", nargs="?", const=pins.FETCH, metavar="SHA256",
+                     help="accept exactly this certificate from now on: "
+                          "without a value, the one the host presents now "
+                          "(shown: fingerprint, subject, expiry); with one, "
+                          "a SHA-256 fingerprint got out of band (colons "
+                          "and case do not matter)")
+    pin.add_argument("--repin", action="store_true",
+                     help="pin the certificate the host presents now, "
+                          "replacing the old pin (after a planned "
+                          "certificate change)")
     p.set_defaults(func=host_register)
     p = host_cmds.add_parser("list", help="list registered hosts")
     _format_arg(p)

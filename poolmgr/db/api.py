@@ -7,6 +7,7 @@ calling it again points the module at another database (tests do this).
 
 import datetime
 import threading
+import urllib.parse
 import uuid
 
 from oslo_db import api as oslo_db_api
@@ -490,6 +491,31 @@ def set_host_xenserver_uuid(compute_host, uuid):
         if row is not None and row.xenserver_uuid != uuid:
             row.xenserver_uuid = uuid
             row.updated_at = _now()
+
+
+def set_host_fingerprint(compute_host, fingerprint):
+    """Pin (or, with None, unpin) the host's xapi certificate."""
+    with _writer() as session:
+        row = session.get(models.Host, compute_host)
+        if row is None:
+            raise NotFound("host %s is not registered" % compute_host)
+        row.sha256_fingerprint = fingerprint
+        row.updated_at = _now()
+
+
+def pins_for_address(address):
+    """The pinned fingerprints of the hosts whose xapi URL is at
+    ``address`` (usually one; an empty set when none is pinned)."""
+    if not address:
+        return frozenset()
+    address = address.strip("[]").lower()
+    with _reader() as session:
+        rows = session.execute(
+            sa.select(models.Host.xapi_url, models.Host.sha256_fingerprint)
+            .where(models.Host.sha256_fingerprint.is_not(None))).all()
+    return frozenset(
+        pin for url, pin in rows
+        if (urllib.parse.urlsplit(url).hostname or "").lower() == address)
 
 
 # ---------------------------------------------------------------------------

@@ -3,6 +3,13 @@
 Wraps the PyPI ``XenAPI`` client (XML-RPC). Every failure leaves here as a
 ``poolmgr.xenapi.errors.XapiError`` carrying xapi's code and params, so the
 engine has one error family to classify (transient or permanent).
+
+TLS: a host with a pinned certificate (``host register --pin``) is accepted
+on exactly that certificate, checked before anything is sent
+(TLS_PIN_MISMATCH otherwise); other https:// hosts are verified against
+``[xenserver] ca_file`` or the system store. Pins are looked up by the
+address a session talks to, so a HOST_IS_SLAVE redirection is checked
+against the pin of the host it leads to.
 """
 
 import http.client
@@ -17,6 +24,7 @@ import XenAPI
 
 from poolmgr import utils
 from poolmgr.xenapi import errors
+from poolmgr.xenapi import tls
 
 LOG = logging.getLogger(__name__)
 
@@ -24,6 +32,16 @@ ORIGINATOR = "poolmgr"
 # NOTE(redirects): one hop reaches the master; a second covers a master
 # that changed while we were being redirected. More means a loop.
 MAX_REDIRECTS = 3
+JOIN_CALLS = ("pool.join", "pool.join_force")
+
+
+def inventory_pins(url):
+    """The pins registered for ``url``'s address (an empty set: none)."""
+    # NOTE(pins): the inventory is the one source of pins, read where a
+    # connection is made, so every SessionCache (engine, host check, pool
+    # plan) honours them without its callers passing them along.
+    from poolmgr.db import api as db_api
+    return db_api.pins_for_address(urllib.parse.urlsplit(url).hostname)
 
 
 def swap_xapi_host(url, address):
@@ -69,8 +87,10 @@ class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
         return conn
 
 
-def _make_transport(url, timeout, verify, ca_file):
+def _make_transport(url, timeout, verify, ca_file, pins=()):
     if urllib.parse.urlsplit(url).scheme == "https":
+        if pins:
+            return tls.PinnedTransport(pins, timeout)
         if verify:
             context = ssl.create_default_context(cafile=ca_file)
         else:
@@ -93,7 +113,7 @@ class XapiSession:
     """
 
     def __init__(self, url, username, password, timeout=60.0, verify=True,
-                 ca_file=None, follow_master=True):
+                 ca_file=None, follow_master=True, pin_lookup=None):
         self.requested_url = url
         self.url = url
         self._username = username
@@ -102,6 +122,10 @@ class XapiSession:
         self._verify = verify
         self._ca_file = ca_file
         self.follow_master = follow_master
+        self._pin_lookup = pin_lookup
+        # "pin", "ca" or None (plain http, or [xenserver] verify_tls off):
+        # how the current connection's peer was verified.
+        self.verified_by = None
         self._xapi = None
         self._lock = threading.RLock()
 
@@ -109,9 +133,19 @@ class XapiSession:
     def masked_url(self):
         return utils.mask_url(self.url)
 
+    def _pins(self, url):
+        if self._pin_lookup is None or \
+                urllib.parse.urlsplit(url).scheme != "https":
+            return frozenset()
+        return frozenset(self._pin_lookup(url) or ())
+
     def _new_client(self):
+        pins = self._pins(self.url)
+        https = urllib.parse.urlsplit(self.url).scheme == "https"
+        self.verified_by = "pin" if pins else (
+            "ca" if https and self._verify else None)
         return XenAPI.Session(self.url, transport=_make_transport(
-            self.url, self._timeout, self._verify, self._ca_file))
+            self.url, self._timeout, self._verify, self._ca_file, pins))
 
     def login(self):
         with self._lock:
@@ -147,6 +181,8 @@ class XapiSession:
             for _ in range(MAX_REDIRECTS + 1):
                 if self._xapi is None:
                     self.login()
+                if method in JOIN_CALLS:
+                    self._check_join_transport(method, args)
                 target = self._xapi.xenapi
                 for part in method.split("."):
                     target = getattr(target, part)
@@ -157,17 +193,36 @@ class XapiSession:
                             and exc.params:
                         self._redirect(exc.params[0])
                         continue
-                    if exc.code in ("SESSION_INVALID", "CONNECTION_FAILED"):
+                    if exc.code in ("SESSION_INVALID", "CONNECTION_FAILED",
+                                    "TLS_PIN_MISMATCH"):
                         # NOTE(restart): the host restarted (join, eject,
-                        # designate) or dropped us; log in afresh next time.
+                        # designate) or dropped us; log in afresh next time
+                        # (and read the pin afresh: --repin).
                         self._xapi = None
                     raise
             raise errors.XapiError("HOST_IS_SLAVE", ["redirect loop"],
                                    method=method, url=self.masked_url)
 
+    def _check_join_transport(self, method, args):
+        """pool.join carries the master's credentials: never to a joiner
+        reached unverified when the master is pinned."""
+        master_address = str(args[0]) if args else ""
+        if self.verified_by is None and self._pins(
+                swap_xapi_host("https://x/", master_address)):
+            raise errors.XapiError(
+                "TLS_UNVERIFIED_JOIN", [self.masked_url, master_address],
+                method=method, url=self.masked_url)
+
     def _translate(self, fn, method, *args):
         try:
             return fn(*args)
+        except tls.PinMismatch as exc:
+            # NOTE(pin): raised after the handshake, before the request
+            # was written: the host received no credentials.
+            raise errors.XapiError("TLS_PIN_MISMATCH",
+                                   [exc.expected, exc.presented],
+                                   method=method,
+                                   url=self.masked_url) from None
         except XenAPI.Failure as exc:
             details = list(exc.details or ["UNKNOWN"])
             raise errors.XapiError(details[0], details[1:], method=method,
@@ -211,8 +266,9 @@ class XapiSession:
 class SessionCache:
     """Sessions kept per (URL, follow_master), built from [xenserver]."""
 
-    def __init__(self, conf):
+    def __init__(self, conf, pin_lookup=inventory_pins):
         self._conf = conf
+        self._pin_lookup = pin_lookup
         self._sessions = {}
         self._lock = threading.Lock()
 
@@ -225,7 +281,8 @@ class SessionCache:
                 session = XapiSession(
                     url, xs.connection_username, xs.connection_password,
                     timeout=xs.call_timeout, verify=xs.verify_tls,
-                    ca_file=xs.ca_file, follow_master=follow_master)
+                    ca_file=xs.ca_file, follow_master=follow_master,
+                    pin_lookup=self._pin_lookup)
                 self._sessions[key] = session
             return session
 
@@ -236,7 +293,8 @@ class SessionCache:
                            xs.connection_password,
                            timeout=timeout or xs.call_timeout,
                            verify=xs.verify_tls, ca_file=xs.ca_file,
-                           follow_master=follow_master)
+                           follow_master=follow_master,
+                           pin_lookup=self._pin_lookup)
 
     def close(self):
         with self._lock:
