@@ -5,6 +5,7 @@ HOST_IS_SLAVE to wherever the master went), every desired host that is not
 a member is read on its own xapi; the result is a ``planner.Observed``.
 """
 
+from poolmgr import computevm
 from poolmgr.db import api as db_api
 from poolmgr import planner
 from poolmgr.xenapi import errors
@@ -66,7 +67,8 @@ def observe(ctx, desired, pool_row, members, record=True):
         if (members.get(name) or {}).get("state") == db_api.MEMBER_ERROR:
             continue
         observed.hosts[name] = observe_one(ctx, name, inventory, record)
-    return observed
+    return computevm.annotate(observed, inventory,
+                              ctx.conf.xenserver.eject_compute_vm)
 
 
 def read_master(ctx, session):

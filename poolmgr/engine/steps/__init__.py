@@ -8,12 +8,13 @@ the compute-VM steps) adds its module to ``_FAMILIES``.
 """
 
 from poolmgr.engine.steps import bookkeeping
+from poolmgr.engine.steps import compute_vm
 from poolmgr.engine.steps import eject
 from poolmgr.engine.steps import join
 from poolmgr.engine.steps import master
 from poolmgr.engine.steps import storage
 
-_FAMILIES = (bookkeeping, join, eject, master, storage)
+_FAMILIES = (bookkeeping, join, eject, master, storage, compute_vm)
 
 HANDLERS = {}
 for _family in _FAMILIES:
