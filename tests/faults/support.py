@@ -10,9 +10,8 @@ import socket
 import subprocess
 import time
 
-import pytest
-
 from poolmgr.db import api as db_api
+from tests.conftest import service_unavailable
 from tests.functional import daemon_support as ds
 
 RECONCILER = ("[reconciler]\npoll_interval = 0.2\nlease_time = 3\n"
@@ -116,7 +115,8 @@ def rabbitmqctl(*args, timeout=120):
 def rabbit_stop():
     result = rabbitmqctl("stop_app")
     if result.returncode != 0:
-        pytest.skip("cannot stop RabbitMQ here: %s" % result.stderr[-300:])
+        service_unavailable("rabbitmqctl stop_app (to stop RabbitMQ)",
+                            result.stderr[-300:].strip())
 
 
 def rabbit_start():
@@ -140,7 +140,8 @@ def mariadb_stop():
                              "shutdown"], capture_output=True, text=True,
                             timeout=120)
     if result.returncode != 0:
-        pytest.skip("cannot stop MariaDB here: %s" % result.stderr[-300:])
+        service_unavailable("mysqladmin shutdown (to stop MariaDB)",
+                            result.stderr[-300:].strip())
     wait_for(lambda: not _port_open(3306), timeout=60,
              what="MariaDB to stop")
 

@@ -1,15 +1,13 @@
 """Set-up shared by the engine's functional tests (MariaDB + simulator)."""
 
-import os
 import subprocess
 import sys
 import time
 
-import pytest
-
 from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr import service
+from tests.conftest import service_unavailable
 
 PASSWORD = "sim-secret"
 
@@ -18,9 +16,7 @@ def simulator_or_skip():
     try:
         from poolmgr.simulator import Simulator  # noqa: F401
     except ImportError as exc:
-        if os.environ.get("POOLMGR_REQUIRE_SERVICES") == "1":
-            pytest.fail("poolmgr.simulator is missing: %s" % exc)
-        pytest.skip("poolmgr.simulator is not available yet: %s" % exc)
+        service_unavailable("poolmgr.simulator", exc)
 
 
 def make_conf(**reconciler_opts):
