@@ -11,6 +11,7 @@ which judges the step's effect by observing xapi, never by the row.
 from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
+from poolmgr.engine import context
 from poolmgr.xenapi import errors
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ def mutate(ctx, kind, step, call):
     try:
         result = call()
     except errors.XapiError as exc:
-        finish(ctx, op_id, db_api.OP_FAILED, exc.code, exc.params)
+        if not finish(ctx, op_id, db_api.OP_FAILED, exc.code, exc.params):
+            raise context.LeaseLost() from exc
         exc.host = step.host
         exc.step_kind = kind
         raise
@@ -31,7 +33,11 @@ def mutate(ctx, kind, step, call):
         finish(ctx, op_id, db_api.OP_ABANDONED, type(exc).__name__,
                [str(exc)[:200]])
         raise
-    finish(ctx, op_id, db_api.OP_SUCCEEDED)
+    if not finish(ctx, op_id, db_api.OP_SUCCEEDED):
+        # NOTE(fenced-finish): the call took effect, but the next holder
+        # owns the pool (and may have closed this row abandoned); it judges
+        # the effect by observing, so this pass stops here.
+        raise context.LeaseLost()
     ctx.steps_executed += 1
     return result
 
@@ -47,11 +53,15 @@ def start(ctx, kind, step):
 
 
 def finish(ctx, op_id, status, code=None, params=None):
-    db_api.journal_finish(op_id, status, xapi_error_code=code,
-                          xapi_error_params=params)
-    report(ctx, {"id": op_id, "kind": None, "host": None, "step": None,
-                 "status": status, "xapi_error_code": code,
-                 "xapi_error_params": params})
+    """Close our row, fenced; False when the lease went to another holder."""
+    written = db_api.journal_finish(
+        op_id, status, xapi_error_code=code, xapi_error_params=params,
+        owner=ctx.owner, generation=ctx.generation)
+    if written:
+        report(ctx, {"id": op_id, "kind": None, "host": None, "step": None,
+                     "status": status, "xapi_error_code": code,
+                     "xapi_error_params": params})
+    return written
 
 
 def record_refusal(ctx, kind, step, code, params):
