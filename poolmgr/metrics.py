@@ -25,6 +25,10 @@ Families:
   ``started`` when begun and succeeded/failed/abandoned when finished.
 - ``poolmgr_pools{state}`` and ``poolmgr_pools_live_migration_ready``.
 - ``poolmgr_last_notification_timestamp_seconds``.
+- ``poolmgr_nova_sync_runs_total{outcome}``,
+  ``poolmgr_nova_sync_changes_total``, ``poolmgr_nova_sync_up``,
+  ``poolmgr_nova_sync_last_success_timestamp_seconds``,
+  ``poolmgr_nova_reflect_writes_total`` (poolmgr.novasync), once a sync ran.
 - ``poolmgr_database_up``: 0 when the queries above failed (the other
   families are then absent from that scrape rather than wrong).
 """
@@ -125,6 +129,11 @@ class DatabaseCollector(prom_registry.Collector):
                 "poolmgr_last_notification_timestamp_seconds",
                 "When the newest notification was received (Unix time).",
                 _epoch(last))
+
+        if hasattr(self.db, "get_service_status"):
+            # The Nova API sync (poolmgr.novasync): poolmgr_nova_sync_*.
+            from poolmgr import novasync
+            yield from novasync.metric_families(self.db)
 
 
 def build_registry(repository=db_api):

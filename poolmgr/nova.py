@@ -28,6 +28,10 @@ class NovaUnauthorized(NovaError):
     """Nova (or Keystone) refused the credentials."""
 
 
+class NovaUnreachable(NovaError):
+    """No answer from Nova (connection refused, timeout, no endpoint)."""
+
+
 class NovaNotFound(NovaError):
     """The aggregate asked for does not exist (any more)."""
 
@@ -103,7 +107,7 @@ class NovaClient:
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
                 ks_exc.RequestTimeout, ks_exc.DiscoveryFailure,
                 ks_exc.EndpointNotFound, ks_exc.ClientException) as exc:
-            raise NovaError("Nova is unreachable (%s): %s" % (
+            raise NovaUnreachable("Nova is unreachable (%s): %s" % (
                 what, _one_line(exc)))
         except sdk_exc.SDKException as exc:
             raise NovaError("%s: %s" % (what, _one_line(exc)))

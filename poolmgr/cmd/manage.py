@@ -7,6 +7,7 @@ Categories of commands, as nova-manage and masakari-manage have them::
     poolmgr-manage [--config-file F] host register|list|show|remove|check ...
     poolmgr-manage [--config-file F] pool list|show|plan|sync|retry|history ...
     poolmgr-manage [--config-file F] events list
+    poolmgr-manage [--config-file F] nova sync [--dry-run]
     poolmgr-manage [--config-file F] status
 
 Exit codes: 0 done, 1 failed, 2 usage error. Every failure is one line on
@@ -338,8 +339,114 @@ def events_list(conf, args):
 
 
 def status(conf, args):
+    from poolmgr import novasync
     data = views.status_view()
-    _emit(args, data, lambda: views.status_text(data))
+    data["nova_sync"] = novasync.status_view(conf)
+    _emit(args, data, lambda: views.status_text(data) + "\n"
+          + novasync.status_line(data["nova_sync"]))
+
+
+# ---------------------------------------------------------------------------
+# nova (desired-state sync), host import
+# ---------------------------------------------------------------------------
+
+def _nova_client(conf):
+    from poolmgr import nova
+    if not nova.configured(conf):
+        raise CommandError("[nova] is not configured: set auth_type and its "
+                           "options (see README, Nova API)")
+    try:
+        return nova.NovaClient(conf)
+    except nova.NovaError as exc:
+        raise CommandError(str(exc))
+
+
+def _change_line(change):
+    parts = ["aggregate %s (%s): %s" % (change["aggregate_id"],
+                                        change.get("name"),
+                                        change["action"])]
+    for key, label in (("hosts_added", "hosts added"),
+                       ("hosts_removed", "hosts removed"),
+                       ("host_order", "host order")):
+        if change.get(key):
+            parts.append("%s %s" % (label, ", ".join(change[key])))
+    if change.get("metadata_set"):
+        parts.append("metadata set %s" % ", ".join(
+            "%s=%s" % kv for kv in sorted(change["metadata_set"].items())))
+    if change.get("metadata_removed"):
+        parts.append("metadata removed %s" % ", ".join(
+            change["metadata_removed"]))
+    if change.get("renamed_from") is not None:
+        parts.append("renamed from %s" % change["renamed_from"])
+    return "; ".join(parts)
+
+
+def nova_sync(conf, args):
+    from poolmgr import nova
+    from poolmgr import novasync
+    client = _nova_client(conf)
+    try:
+        listing, changes = novasync.sync_once(client, dry_run=args.dry_run)
+    except nova.NovaError as exc:
+        raise CommandError(str(exc))
+    data = {"dry_run": args.dry_run,
+            "listed_at": novasync._iso(listing.started_at),
+            "aggregates": len(listing.aggregates), "changes": changes}
+
+    def text():
+        lines = ["%d aggregate(s) listed by Nova, %d %s" % (
+            len(listing.aggregates), len(changes),
+            "would change (dry run)" if args.dry_run else "changed")]
+        lines += ["  " + _change_line(c) for c in changes]
+        return "\n".join(lines)
+
+    _emit(args, data, text)
+
+
+def host_import(conf, args):
+    from poolmgr import nova
+    template = args.url_template
+    if "{host}" not in template:
+        raise UsageError("--url-template must contain {host} (the compute "
+                         "host name), e.g. https://{host}.xen.example.org")
+    validate_xapi_url(template.replace("{host}", "host"))
+    client = _nova_client(conf)
+    try:
+        names = client.compute_hosts()
+    except nova.NovaError as exc:
+        raise CommandError(str(exc))
+    known = db_api.get_hosts(names)
+    registered, skipped = [], []
+    for name in names:
+        if name in known:
+            skipped.append({"host": name, "reason": "already registered",
+                            "xapi_url": known[name]["xapi_url"]})
+            continue
+        url = template.replace("{host}", name)
+        try:
+            validate_compute_host(name)
+            validate_xapi_url(url)
+        except UsageError as exc:
+            skipped.append({"host": name, "reason": str(exc)})
+            continue
+        if db_api.register_host(name, url):
+            registered.append({"host": name, "xapi_url": url})
+        else:
+            skipped.append({"host": name, "reason": "already registered",
+                            "xapi_url": url})
+    data = {"registered": registered, "skipped": skipped}
+
+    def text():
+        lines = ["registered %s -> %s" % (r["host"], r["xapi_url"])
+                 for r in registered]
+        lines += ["skipped %s: %s" % (k["host"], k["reason"])
+                  for k in skipped]
+        lines.append("%d registered, %d skipped (of %d nova-compute "
+                     "services)" % (len(registered), len(skipped),
+                                    len(names)))
+        return "\n".join(lines)
+
+    _emit(args, data, text)
 
 
 # ---------------------------------------------------------------------------
@@ -433,6 +540,13 @@ def build_parser():
     p.add_argument("compute_host", metavar="COMPUTE_HOST")
     _format_arg(p)
     p.set_defaults(func=host_check)
+    p = host_cmds.add_parser("import", help="register every nova-compute "
+                             "service Nova lists that is not registered")
+    p.add_argument("--url-template", required=True, metavar="TEMPLATE",
+                   help="xapi URL of a host, {host} standing for its "
+                        "compute host name")
+    _format_arg(p)
+    p.set_defaults(func=host_import)
 
     pool = categories.add_parser("pool", help="pools (flagged aggregates)")
     pool_cmds = pool.add_subparsers(dest="action", metavar="ACTION",
@@ -477,6 +591,17 @@ def build_parser():
                                          db_api.IGNORED, db_api.REJECTED))
     _format_arg(p)
     p.set_defaults(func=events_list)
+
+    nv = categories.add_parser("nova", help="Nova's API")
+    nv_cmds = nv.add_subparsers(dest="action", metavar="ACTION",
+                                parser_class=_Parser)
+    nv_cmds.required = True
+    p = nv_cmds.add_parser("sync", help="run the desired-state sync now "
+                           "and print what changed")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only print what would change")
+    _format_arg(p)
+    p.set_defaults(func=nova_sync)
 
     p = categories.add_parser("status", help="the daemon's view: last "
                               "event, pools by state, errors")

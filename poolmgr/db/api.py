@@ -21,6 +21,7 @@ from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from poolmgr.conf import database as database_opts
 from poolmgr.db import models
+from poolmgr import desired
 from poolmgr import events
 
 LOG = logging.getLogger(__name__)
@@ -180,10 +181,23 @@ def _apply_stamped(stamps, key, present, ts, value=None, pos=0):
 
 
 def _derive(agg):
-    hosts = sorted((h for h, e in agg.host_stamps.items() if e["present"]),
-                   key=lambda h: (agg.host_stamps[h]["since"],
-                                  agg.host_stamps[h]["pos"], h))
-    agg.hosts = hosts
+    stamps = agg.host_stamps
+    snaps = [e["snap"] for e in stamps.values()
+             if e["present"] and e.get("snap")]
+    newest = max(snaps) if snaps else None
+
+    def order(h):
+        # NOTE(order): hosts listed by the newest full snapshot (versioned
+        # notification or API listing) and present ever since come in its
+        # order (Nova's); hosts added after it follow, oldest first.
+        e = stamps[h]
+        if newest is not None and e.get("snap") == newest \
+                and e["since"] <= newest:
+            return (0, "", e["pos"], h)
+        return (1, e["since"], e["pos"], h)
+
+    agg.hosts = sorted((h for h, e in stamps.items() if e["present"]),
+                       key=order)
     agg.metadata_ = {k: e["value"] for k, e in agg.meta_stamps.items()
                      if e["present"]}
 
@@ -220,6 +234,12 @@ def merge_event(agg, event):
             changed |= _apply_stamped(host_stamps, key, present, ts,
                                       value=True,
                                       pos=payload.index(key) if present else 0)
+        for index, key in enumerate(payload):
+            entry = host_stamps[key]
+            if entry["present"] and entry["since"] <= ts and (
+                    entry.get("snap") or "") <= ts:
+                entry = dict(entry, snap=ts, pos=index)
+                host_stamps[key] = entry
     elif event.host is not None and event.kind in (events.ADD_HOST,
                                                    events.REMOVE_HOST):
         changed |= _apply_stamped(host_stamps, event.host,
@@ -240,6 +260,12 @@ def merge_event(agg, event):
         agg.last_event_at = event.timestamp
     _derive(agg)
     return changed
+
+
+def _significant(agg):
+    return desired.significant({
+        "name": agg.name, "hosts": agg.hosts, "metadata": agg.metadata_,
+        "deleted": agg.deleted, "host_stamps": agg.host_stamps})
 
 
 def _new_aggregate(aggregate_id, now):
@@ -849,6 +875,7 @@ def _record_events_once(batch):
                         event.aggregate_id, now)
                     session.add(agg)
                 previous_event_at = agg.last_event_at
+                before = _significant(agg)
                 changed = merge_event(agg, event)
                 agg.updated_at = now
                 if changed or previous_event_at is None or (
@@ -858,6 +885,10 @@ def _record_events_once(batch):
                     row["outcome"] = STALE
                 if changed:
                     agg.last_cause = event.cause
+                # NOTE(reflection): a change of poolmgr's own metadata keys
+                # (the update_metadata its reflection caused) is stored but
+                # gives the engine no work, so it cannot loop.
+                if _significant(agg) != before:
                     touched[agg.id] = (agg, event.cause)
             outcomes[index] = row["outcome"]
             rows.append(row)
@@ -976,3 +1007,104 @@ def duplicate_counts():
 def skipped_count():
     """Messages that were not aggregate notifications, never stored."""
     return counter_values(SKIPPED).get(SKIPPED, 0)
+
+
+# ---------------------------------------------------------------------------
+# Desired-state sync from Nova's API, reflection, service status (NOVA)
+# ---------------------------------------------------------------------------
+
+class _DryRun(Exception):
+    """Rolls the sync's transaction back, carrying what it would change."""
+
+    def __init__(self, changes):
+        super().__init__("dry run")
+        self.changes = changes
+
+
+def _agg_view(agg):
+    return {"id": agg.id, "name": agg.name, "hosts": list(agg.hosts or []),
+            "metadata": dict(agg.metadata_ or {}), "deleted": agg.deleted,
+            "host_stamps": dict(agg.host_stamps or {}),
+            "last_event_at": agg.last_event_at, "created_at": agg.created_at}
+
+
+def apply_listing(listing, dry_run=False):
+    """Fold one ``nova.Listing`` into the mirror; return what changed.
+
+    Each listed aggregate goes through ``merge_event`` as a full snapshot
+    stamped with the time the listing was asked for, so per host and per
+    key a newer notification wins (see poolmgr.desired). Aggregates gone
+    from the listing are deleted unless something about them is newer than
+    the listing. Pools whose desired state changed are marked due; a new
+    flagged aggregate gets its pool (adopted). ``dry_run`` rolls it all
+    back and only reports.
+    """
+    try:
+        return _apply_listing_once(listing, dry_run)
+    except _DryRun as stop:
+        return stop.changes
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def _apply_listing_once(listing, dry_run):
+    now = _now()
+    started = listing.started_at
+    listed = {int(a["id"]): a for a in listing.aggregates}
+    changes = []
+    with _writer() as session:
+        rows = {a.id: a for a in session.scalars(
+            sa.select(models.Aggregate).where(sa.or_(
+                models.Aggregate.id.in_(list(listed)),
+                models.Aggregate.deleted.is_(False))).order_by(
+                models.Aggregate.id).with_for_update())}
+        for agg_id in sorted(set(listed) | set(rows)):
+            agg = rows.get(agg_id)
+            if agg_id in listed:
+                event = desired.snapshot_event(listed[agg_id], started)
+            elif agg.deleted or desired.newer_than(_agg_view(agg),
+                                                   started):
+                continue
+            else:
+                event = desired.deletion_event(agg_id, started)
+            before = None if agg is None else _agg_view(agg)
+            if agg is None:
+                agg = _new_aggregate(agg_id, now)
+                session.add(agg)
+            merge_event(agg, event)
+            if agg_id in listed:
+                agg.api_synced_at = started
+            change = desired.describe(before, _agg_view(agg))
+            if change is not None:
+                agg.updated_at = now
+                agg.last_cause = "nova-sync"
+                session.flush()
+                _touch_pool(session, agg, now, "nova-sync")
+                changes.append(change)
+        if dry_run:
+            raise _DryRun(changes)
+    return changes
+
+
+def set_reflected(aggregate_id, reflected):
+    """Record the metadata poolmgr last wrote into the aggregate."""
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(
+            reflected=reflected))
+
+
+def set_service_status(name, value):
+    now = _now()
+    with _writer() as session:
+        row = session.get(models.ServiceStatus, name)
+        if row is None:
+            session.add(models.ServiceStatus(name=name, value=value,
+                                             updated_at=now))
+        else:
+            row.value = value
+            row.updated_at = now
+
+
+def get_service_status(name):
+    with _reader() as session:
+        return _row_dict(session.get(models.ServiceStatus, name))

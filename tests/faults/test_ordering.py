@@ -181,8 +181,6 @@ def test_in_order_versioned_delivery_matches_novas_own_state(tmpfs_sqlite):
                                                  False, True)
 
 
-@pytest.mark.xfail(strict=True, reason="db.api merge_event orders hosts by "
-                   "first sighting, not by Nova's newest snapshot")
 def test_host_order_follows_novas_newest_snapshot(tmpfs_sqlite):
     # Found by the property above. Nova: add cmp-1, add cmp-2, remove cmp-1,
     # add cmp-1 -> hosts [cmp-2, cmp-1], so cmp-2 is the first host (the
