@@ -19,6 +19,10 @@ _MISMATCH_HINT = (
     "replaced on purpose (xe host-refresh-server-certificate), run "
     "'poolmgr-manage host register %s %s --repin'; otherwise treat it as "
     "an interception")
+_UNVERIFIED_HINT = (
+    "the certificate did not verify: xapi's own certificates are "
+    "self-signed; pin it ('poolmgr-manage host register %s %s --pin') or "
+    "set [xenserver] ca_file to the CA that signed it")
 
 
 class PinError(Exception):
@@ -146,4 +150,6 @@ def check_report(conf, host, report):
     if report.get("error_code") == "TLS_PIN_MISMATCH":
         extra["tls_verified"] = False
         extra["hint"] = _MISMATCH_HINT % (host["compute_host"], url)
+    elif report.get("error_code") == "TLS_ERROR" and not pin:
+        extra["hint"] = _UNVERIFIED_HINT % (host["compute_host"], url)
     return extra

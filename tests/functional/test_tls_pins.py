@@ -176,6 +176,17 @@ def test_repin_after_a_rotation_stores_the_new_fingerprint(
     assert host_json(config_file, "cmp-1")["sha256_fingerprint"] == new
 
 
+def test_a_new_url_keeps_the_pin_and_says_so(sim, config_file):
+    s = sim(2)
+    first, second = s.hosts
+    manage(config_file, "host", "register", "cmp-1", first["url"], "--pin")
+    result = manage(config_file, "host", "register", "cmp-1", second["url"])
+    assert result.returncode == 0, result.stderr
+    assert "keeps its pin" in result.stdout and "--repin" in result.stdout
+    assert host_json(config_file, "cmp-1")["sha256_fingerprint"] == \
+        first["sha256_fingerprint"]
+
+
 def test_host_show_of_an_unpinned_host_has_no_fingerprint(sim, config_file):
     s = sim(1)
     manage(config_file, "host", "register", "cmp-1", s.hosts[0]["url"])
@@ -225,6 +236,7 @@ def test_host_check_of_an_unpinned_self_signed_host_fails_verification(
     report = json.loads(result.stdout)
     assert report["error_code"] == "TLS_ERROR"
     assert report["tls_pinned"] is False
+    assert "--pin" in report["hint"]
     assert logins(s, host) == []
 
 
@@ -297,6 +309,17 @@ def test_repin_after_a_rotation_lets_the_engine_converge_again(
     assert result.returncode == 0, result.stderr
     result = es.engine(conf).reconcile_pool(1)
     assert result.converged and result.state == "active"
+
+
+def test_pool_plan_stops_at_a_rotated_certificate_before_login(
+        sim, conf, config_file):
+    s = sim(2)
+    form_pool(s, conf)
+    s.rotate_certificate("xs01")
+    s.reset_call_log()
+    result = manage(config_file, "pool", "plan", "1", "--format", "json")
+    assert "TLS_PIN_MISMATCH" in result.stdout
+    assert logins(s, s.hosts[0]) == []
 
 
 def test_a_wrong_pin_sends_no_login(sim, conf):
