@@ -73,3 +73,18 @@ def schema_problem():
                 "db sync`")
     return ("the database schema is at revision %s, this poolmgr needs %s: "
             "run `poolmgr-manage db sync`" % (current, latest))
+
+
+def describe_error(exc):
+    """One line, without secrets, for a database error: what to do if known.
+
+    A missing or old schema says run ``db sync``; anything else is the
+    driver's first line (e.g. "Can't connect to MySQL server").
+    """
+    from poolmgr import utils
+    problem = schema_problem()
+    if problem:
+        return problem
+    reason = getattr(exc, "inner_exception", None) or exc
+    text = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
+    return utils.mask_url(text)[:300]

@@ -11,15 +11,20 @@ import datetime
 import threading
 import time
 
+from oslo_db import exception as db_exc
 from oslo_log import log as logging
+import sqlalchemy.exc
 import tenacity
 
 from poolmgr.db import api as db_api
+from poolmgr.db import migration
 from poolmgr.engine import context
 from poolmgr.engine import passes
 from poolmgr.engine import status
 
 LOG = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (db_exc.DBError, sqlalchemy.exc.SQLAlchemyError)
 
 
 class Scheduler:
@@ -31,6 +36,7 @@ class Scheduler:
         self._wake = wake
         self._lock = threading.Lock()
         self._in_flight = {}
+        self._db_problem = None
 
     # -- the loop -----------------------------------------------------------
 
@@ -42,11 +48,30 @@ class Scheduler:
             while not (stop_event.is_set() or self._stopping.is_set()):
                 try:
                     self._claim(executor, threads)
-                except Exception:  # noqa: BLE001 - the DB may be restarting
+                except DATABASE_ERRORS as exc:
+                    self._database_unusable(exc)
+                except Exception:  # noqa: BLE001 - keep the loop alive
                     LOG.exception("Could not look for due pools")
+                else:
+                    self._database_usable()
                 self._wake.wait(self._idle_time())
                 self._wake.clear()
             self._stopping.set()
+
+    def _database_unusable(self, exc):
+        # NOTE(one-line): the loop polls every poll_interval; an outage or
+        # a missing schema is said once, and once when it is over.
+        if self._db_problem is None:
+            self._db_problem = migration.describe_error(exc)
+            LOG.error("Database unusable, pools wait until it is back: %s",
+                      self._db_problem)
+        else:
+            LOG.debug("Database still unusable: %s", type(exc).__name__)
+
+    def _database_usable(self):
+        if self._db_problem is not None:
+            LOG.info("Database usable again (it was: %s)", self._db_problem)
+            self._db_problem = None
 
     def _idle_time(self):
         interval = self.conf.reconciler.poll_interval
