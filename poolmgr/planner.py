@@ -394,11 +394,10 @@ def _describe_compute_vm(step, p, on_master):
     if step.kind == COMPUTE_VM_RUNNING:
         return "%s of %s runs again: record the downtime" % (vm, step.host)
     if step.kind == EJECT_COMPUTE_HOST:
-        return "%spool.eject(%s) %s: the eject destroys the %s (its disk " \
+        return "pool.eject(%s) %s%s: the eject destroys the %s (its disk " \
                "is on the local SR), then wait until %s is standalone" % (
-                   "VM.clean_shutdown(%s) %s, then " % (vm, on_master)
-                   if p.get("running") else "", step.host, on_master, vm,
-                   step.host)
+                   step.host, on_master, ", after VM.clean_shutdown of it"
+                   if p.get("running") else "", vm, step.host)
     return "refuse to eject %s: %s" % (step.host, step.reason)
 
 

@@ -21,6 +21,7 @@ import XenAPI
 
 from poolmgr.cmd import views
 from poolmgr.db import api as db_api
+from poolmgr.db import compute_vms
 from poolmgr.db import migration
 from poolmgr import engine as pool_engine
 from poolmgr import fakenova
@@ -96,6 +97,9 @@ class Demo:
         conf.set_override("eject_timeout", 60, group="xenserver")
         conf.set_override("call_timeout", 15, group="xenserver")
         conf.set_override("requeue_delay", 0.1, group="notifications")
+        # NOTE(demo): the story removes a host; with a compute VM the eject
+        # is refused unless poolmgr may shut it down (and eject destroys it).
+        conf.set_override("eject_compute_vm", "shutdown", group="xenserver")
         logging.set_defaults(default_log_levels=service._DEFAULT_LOG_LEVELS +
                              ["poolmgr=WARN"])
         conf.set_override("debug", self.args.debug)
@@ -110,8 +114,13 @@ class Demo:
                              address_base=args.address_base,
                              username="root", password=DEMO_PASSWORD,
                              join_delay=args.join_delay,
-                             eject_delay=args.eject_delay)
+                             eject_delay=args.eject_delay,
+                             compute_vms=not args.independent_compute)
         self.sim.start()
+        self.say("topology: %s" % (
+            "independent compute (no compute VM on the hosts)"
+            if args.independent_compute else "classic: nova-compute runs in "
+            "a VM on each host it manages (nova-compute-<host>)"))
         for host in self.sim.hosts:
             self.say("  %s  uuid %s  %s" % (host["name_label"], host["uuid"],
                                             host["url"]))
@@ -125,6 +134,11 @@ class Demo:
         for i, host in enumerate(self.sim.hosts, 1):
             compute = "compute%d" % i
             db_api.register_host(compute, host["url"])
+            if host.get("compute_vm_uuid"):
+                # poolmgr-manage host register ... --compute-vm UUID
+                compute_vms.set_compute_vm(compute, host["compute_vm_uuid"])
+                self.say("  %s: compute VM nova-compute-%s %s" % (
+                    compute, host["name_label"], host["compute_vm_uuid"]))
             self.computes.append(compute)
         self.say("registered %s -> %s" % (", ".join(self.computes), ", ".join(
             h["name_label"] for h in self.sim.hosts)))
@@ -184,6 +198,19 @@ class Demo:
         finally:
             session.xenapi.session.logout()
 
+    def print_downtimes(self):
+        """Each compute node's downtime for its join (compute VM topology),
+        as stored on the journal row of the start that brought it back."""
+        if self.args.independent_compute:
+            return
+        starts = [op for op in db_api.list_operations(
+            limit=1000, kind="compute_vm_start")
+            if op["downtime_s"] is not None]
+        for op in sorted(starts, key=lambda o: o["id"]):
+            self.say("compute node %s was down %.1f s for its join (compute "
+                     "VM shut down -> running again)" % (op["host"],
+                                                         op["downtime_s"]))
+
     def run(self):
         nova = self.nova
         first, others = self.computes[0], self.computes[1:4]
@@ -217,6 +244,7 @@ class Demo:
         print(file=self.out)
         print(views.pool_show_text(self.pool(agg)), file=self.out)
         print(file=self.out)
+        self.print_downtimes()
         elapsed = time.monotonic() - self.started
         if ok:
             self.say("done: pool-a is active with %d members and ready for "
@@ -245,6 +273,11 @@ def build_parser():
                         help="seconds to wait for each convergence")
     parser.add_argument("--debug", action="store_true",
                         help="log poolmgr at DEBUG")
+    parser.add_argument("--independent-compute", action="store_true",
+                        help="hosts without a compute VM (nova-compute runs "
+                             "elsewhere); by default each host runs its "
+                             "nova-compute in a VM, which every join shuts "
+                             "down and starts again")
     return parser
 
 

@@ -192,18 +192,22 @@ def operation_view(op):
             "cause": op["cause"], "owner": op["owner"],
             "generation": op["generation"],
             "started_at": _time(op["started_at"]),
-            "finished_at": _time(op["finished_at"])}
+            "finished_at": _time(op["finished_at"]),
+            # compute node downtime of a join (compute VM topology)
+            "downtime_s": op.get("downtime_s")}
 
 
 def history_table(ops):
     table = _table(["id", "started", "kind", "host", "status", "xapi error",
-                    "cause"])
+                    "downtime", "cause"])
     for op in ops:
         error = op["xapi_error_code"] or "-"
         if op["xapi_error_params"]:
             error += " " + " ".join(str(x) for x in op["xapi_error_params"])
+        downtime = op.get("downtime_s")
         table.add_row([op["id"], op["started_at"], op["kind"],
                        op["host"] or "-", op["status"], error,
+                       "-" if downtime is None else "%.1f s" % downtime,
                        op["cause"] or "-"])
     return table.get_string()
 

@@ -380,3 +380,30 @@ def test_sigkill_before_the_start_converges_with_one_join(sim, mysql_url,
     assert s.calls("VM.start_on") == []
     s.set_offline(2, False)
     _converges_after_restart(s, config, names)
+
+
+# -- what operators see -------------------------------------------------------
+
+def test_pool_history_shows_the_downtime_of_each_join(sim, conf, mysql_url,
+                                                      tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    s = sim(3)
+    names, _ = _pool(s, conf, count=3)
+    config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
+    manage = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
+    result = subprocess.run([manage, "--config-file", str(config), "pool",
+                             "history", "1", "--format", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    starts = [o for o in json.loads(result.stdout)
+              if o["kind"] == "compute_vm_start"]
+    assert sorted(o["host"] for o in starts) == names[1:]
+    assert all(o["downtime_s"] > 0 for o in starts)
+    table = subprocess.run([manage, "--config-file", str(config), "pool",
+                            "history", "1"], capture_output=True, text=True,
+                           timeout=120).stdout
+    assert "downtime" in table.splitlines()[0]
+    assert "%.1f s" % starts[0]["downtime_s"] in table

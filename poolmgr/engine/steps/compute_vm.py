@@ -89,8 +89,9 @@ def _power_state(session, vm_ref):
 
 # -- shutting it down ---------------------------------------------------------
 
-def _shutdown(ctx, step, session, follow_master):
-    """Clean shutdown; a hard one if it does not finish in time."""
+def _shutdown(ctx, step, session, follow_master, entry=None):
+    """Clean shutdown; a hard one if it does not finish in time. ``entry``:
+    the journal text, when not the step's own description."""
     p = step.params
     vm_ref = session.call("VM.get_by_uuid", p["compute_vm"])
     timeout = ctx.conf.xenserver.compute_vm_shutdown_timeout
@@ -99,7 +100,7 @@ def _shutdown(ctx, step, session, follow_master):
     clean = ctx.sessions.fresh(session.url, follow_master=follow_master,
                                timeout=timeout)
     try:
-        _mutate(ctx, "compute_vm_clean_shutdown", step,
+        _mutate(ctx, "compute_vm_clean_shutdown", entry or step,
                 lambda: clean.call("VM.clean_shutdown", vm_ref))
         return
     except errors.XapiError as exc:
@@ -236,7 +237,10 @@ def eject_compute_host(ctx, step, observed):
     """eject_compute_vm = shutdown: clean shutdown, eject, forget the VM."""
     p = step.params
     if p.get("running"):
-        _shutdown(ctx, step, ctx.master_session, follow_master=True)
+        _shutdown(ctx, step, ctx.master_session, follow_master=True,
+                  entry=_Text(step.host, "VM.clean_shutdown(%s) on the "
+                              "master, before pool.eject(%s)" % (
+                                  _vm_name(p), step.host)))
     eject_steps.eject(ctx, step, observed)
     compute_vms.forget_gone(step.host)
     gone = _Text(step.host, "%s of %s is gone: pool.eject wiped its local "
