@@ -143,7 +143,25 @@ def test_a_join_xapi_refuses_starts_the_compute_vm_again(sim, conf):
     assert host_row(names[1])["compute_vm_stopped_at"] is None
 
 
-def test_software_version_mismatch_found_by_xapi_restarts_the_compute_vm(
+def test_join_xapi_fails_with_software_version_differs_restarts_the_vm(
+        sim, conf):
+    s = sim(2)
+    # What xapi answers when the versions differ in a way poolmgr's
+    # preflight did not see (e.g. it changed between the reads and the call).
+    s.fail_next(2, "pool.join", code="HOSTS_NOT_HOMOGENEOUS",
+                params=["Software version differs"])
+    names, _ = _pool(s, conf)
+    member = es.members(1)[names[1]]
+    assert member["state"] == "error"
+    assert member["error_code"] == "HOSTS_NOT_HOMOGENEOUS"
+    assert member["error_params"] == ["Software version differs"]
+    assert len(s.calls("pool.join")) == 1
+    assert runs_on_its_host(s, 1)
+    assert kinds(1, names[1])[-1] == ("compute_vm_start", "succeeded")
+    assert host_row(names[1])["compute_vm_stopped_at"] is None
+
+
+def test_software_version_mismatch_preflight_sees_leaves_the_vm_running(
         sim, conf):
     s = sim(2)
     s.set_software_version(2, db_schema="5.900")
