@@ -57,6 +57,12 @@ def plan_pool(conf, sessions, aggregate_id):
                              "params": step.params["vms"],
                              "remediation": "migrate or shut down these "
                              "VMs, then 'poolmgr-manage pool retry'"})
+        elif step.kind == planner.REFUSE_EJECT_COMPUTE_VM:
+            failures.append({"host": step.host,
+                             "code": "EJECT_WOULD_DESTROY_COMPUTE_VM",
+                             "params": [step.params.get("name_label") or "",
+                                        step.params["compute_vm"]],
+                             "remediation": step.reason})
         elif step.kind not in _SILENT:
             calls.append({"kind": step.kind, "host": step.host,
                           "mutating": step.mutating,

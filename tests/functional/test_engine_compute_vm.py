@@ -243,6 +243,17 @@ def test_eject_of_a_host_with_its_compute_vm_is_refused_by_default(sim,
     assert runs_on_its_host(s, 1)
 
 
+def test_pool_plan_shows_the_refused_eject_as_a_failure(sim, conf):
+    s = sim(2)
+    names, _ = _pool(s, conf)
+    es.want(1, "pool-a", names[:1])
+    plan = es.engine(conf).plan_pool(1)
+    assert [(f["host"], f["code"]) for f in plan.failures] == [
+        (names[1], "EJECT_WOULD_DESTROY_COMPUTE_VM")]
+    assert "eject_compute_vm = shutdown" in plan.failures[0]["remediation"]
+    assert not [c for c in plan.calls if c["mutating"]]
+
+
 def test_eject_with_shutdown_stops_it_ejects_and_forgets_it(sim, conf):
     s = sim(2)
     conf.set_override("eject_compute_vm", "shutdown", group="xenserver")
