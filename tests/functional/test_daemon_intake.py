@@ -180,3 +180,71 @@ def test_database_outage_requeues_and_nothing_is_lost(
     support.recorded(len(nova.sent))
     assert support.desired(agg)[1] == ["xs9"]
     assert support.outcomes().get(db_api.REJECTED, 0) == 0
+
+
+def _instance_body(n, versioned):
+    """An instance notification as Nova's notifier puts it on the wire."""
+    instance = "00000000-0000-4000-8000-%012d" % n
+    if versioned:
+        event_type, publisher = "instance.update", "nova-compute:cmp1"
+        payload = {"nova_object.name": "InstanceUpdatePayload",
+                   "nova_object.namespace": "nova",
+                   "nova_object.version": "2.0",
+                   "nova_object.data": {"uuid": instance, "host": "cmp1",
+                                        "state": "active",
+                                        "task_state": None}}
+    else:
+        event_type, publisher = "compute.instance.update", "compute.cmp1"
+        payload = {"instance_id": instance, "host": "cmp1",
+                   "state": "active", "old_task_state": "spawning"}
+    return _envelope({"message_id": "inst-%d" % n, "publisher_id": publisher,
+                      "event_type": event_type, "priority": "INFO",
+                      "payload": payload,
+                      "timestamp": "2026-12-01 06:57:11.%06d" % n,
+                      "_context_request_id": "req-%d" % n,
+                      "_unique_id": "u%d" % n})
+
+
+def test_mixed_stream_applies_every_aggregate_event_and_stores_nothing_else(
+        bus, daemon_factory):
+    daemon = daemon_factory(extra="[notifications]\nworkers = 2\n").start()
+    # Two intake workers share the queue.
+    support.wait_for(lambda: "Intake worker 1 listening" in daemon.log_text(),
+                     what="the second intake worker")
+    nova = bus.nova()
+    instances = 0
+
+    def traffic(count):
+        nonlocal instances
+        for _ in range(count):
+            versioned = instances % 2 == 0
+            bus.publish_raw(_instance_body(instances, versioned),
+                            topic=(bus.versioned_topic if versioned
+                                   else bus.legacy_topic))
+            instances += 1
+
+    traffic(40)
+    agg = nova.create_aggregate("pool-a", availability_zone="az1")
+    traffic(40)
+    nova.set_metadata(agg, {"hypervisor_pool": "true", "scratch": "x"})
+    for host in ("xs1", "xs2", "xs3"):
+        traffic(30)
+        nova.add_host(agg, host)
+    nova.remove_host(agg, "xs2")
+    traffic(40)
+    nova.set_metadata(agg, {"scratch": None})
+    nova.rename(agg, "pool-b")
+    traffic(40)
+    support.recorded(len(nova.sent))
+    support.wait_for(lambda: db_api.skipped_count() >= instances,
+                     what="every instance message counted")
+    support.wait_for(lambda: bus.queue_depth() == 0, what="queue to drain")
+    assert support.desired(agg) == EXPECTED
+    rows = db_api.list_notifications(limit=1000)
+    assert len(rows) == len(nova.sent)
+    assert sorted({r["event_type"] for r in rows}) == sorted(
+        {event_type for _, event_type, _, _ in nova.sent})
+    counts = support.outcomes()
+    assert counts.get(db_api.REJECTED, 0) == 0
+    assert counts[db_api.RECORDED] == len(nova.sent) // 2
+    assert db_api.skipped_count() == instances
