@@ -24,6 +24,10 @@ STANDALONE = "standalone"      # answers as the master of its own pool
 OTHER_POOL = "other_pool"      # a slave of some other master
 UNREACHABLE = "unreachable"
 UNREGISTERED = "unregistered"  # no xapi URL in the host inventory
+# In a xapi pool another managed aggregate owns (engine/ownership.py).
+OWNED_ELSEWHERE = "owned_elsewhere"
+# A member of this very pool, whose master does not answer.
+MASTER_UNREACHABLE = "master_unreachable"
 
 # Step kinds.
 SET_NAME_LABEL = "set_name_label"
@@ -96,6 +100,8 @@ class Observed:
     master: str = None     # compute host name of the pool master
     hosts: dict = dataclasses.field(default_factory=dict)   # name -> HostView
     unknown_members: list = dataclasses.field(default_factory=list)
+    # ref -> compute host, for unknown members that are registered hosts
+    unknown_names: dict = dataclasses.field(default_factory=dict)
     master_problem: str = None   # set when the pool exists but can't be read
     eject_compute_vm: str = computevm.EJECT_REFUSE  # [xenserver] option
 
@@ -258,10 +264,17 @@ def plan_pool_changes(desired, observed, members, force=False):
 
     for ref in observed.unknown_members:
         host = pool.hosts.get(ref, {})
-        steps.append(Step(BLOCKED, None, reason=(
-            "pool member %s (%s) is not a registered compute host; poolmgr "
-            "leaves it alone" % (host.get("name_label"),
-                                 host.get("address")))))
+        registered = observed.unknown_names.get(ref)
+        if registered:
+            reason = ("pool member %s (%s) is registered compute host %s but "
+                      "is not in this aggregate; poolmgr leaves it alone" % (
+                          host.get("name_label"), host.get("address"),
+                          registered))
+        else:
+            reason = ("pool member %s (%s) is not a registered compute host; "
+                      "poolmgr leaves it alone" % (host.get("name_label"),
+                                                   host.get("address")))
+        steps.append(Step(BLOCKED, None, reason=reason))
 
     repairs = readiness.assess(pool).repairs
     for name in wanted:
@@ -348,6 +361,12 @@ def _blocked(view):
     elif view.status == OTHER_POOL:
         reason = ("%s is a member of another pool (master %s): eject it "
                   "there first" % (view.name, view.detail))
+    elif view.status == OWNED_ELSEWHERE:
+        # Parked: only an operator ends the contest (engine/ownership.py).
+        return Step(BLOCKED, view.name, reason=view.detail, params={
+            "code": view.code, "params": list(view.params), "park": True})
+    elif view.status == MASTER_UNREACHABLE:
+        reason = view.detail
     else:
         reason = "%s is unreachable: %s" % (view.name, view.detail)
         if view.code:

@@ -6,6 +6,7 @@ calling it again points the module at another database (tests do this).
 """
 
 import datetime
+import json
 import threading
 import urllib.parse
 import uuid
@@ -709,6 +710,88 @@ def delete_member(aggregate_id, host):
         session.execute(sa.delete(models.PoolMember).where(
             models.PoolMember.aggregate_id == aggregate_id,
             models.PoolMember.host == host))
+
+
+# ---------------------------------------------------------------------------
+# Pool ownership (poolmgr/engine/ownership.py decides; these read and write)
+# ---------------------------------------------------------------------------
+
+# Member states in which a host is (or is becoming) part of the xapi pool.
+_IN_POOL_STATES = (MEMBER_JOINING, MEMBER_ACTIVE, MEMBER_EJECTING)
+
+
+def _like_json_string(name):
+    """A LIKE pattern matching ``name`` as a string inside a JSON list."""
+    quoted = json.dumps(name)
+    for char in ("\\", "%", "_"):
+        quoted = quoted.replace(char, "\\" + char)
+    return "%" + quoted + "%"
+
+
+def pool_claimants(pool_uuid, compute_hosts):
+    """The managed aggregates contesting a xapi pool: [(id, name)] by id.
+
+    An aggregate (flagged hypervisor_pool, not deleted) contests the pool
+    when it recorded it as its pool (``pools.pool_uuid``), when one of
+    ``compute_hosts`` (the pool's hosts, as compute host names) is among
+    its desired hosts, or when it recorded one of them as a member.
+    """
+    hosts = sorted(set(h for h in compute_hosts if h))
+    ids = set()
+    with _reader() as session:
+        if pool_uuid:
+            ids.update(session.scalars(sa.select(models.Pool.aggregate_id)
+                                       .where(models.Pool.pool_uuid
+                                              == pool_uuid)))
+        if hosts:
+            ids.update(session.scalars(sa.select(
+                models.PoolMember.aggregate_id).where(
+                models.PoolMember.host.in_(hosts),
+                models.PoolMember.state.in_(_IN_POOL_STATES))))
+            # NOTE(like): a cheap filter on the JSON text; the match is
+            # confirmed on the decoded list below.
+            rows = session.execute(sa.select(
+                models.Aggregate.id, models.Aggregate.hosts).where(
+                models.Aggregate.deleted.is_(False),
+                sa.or_(*[sa.type_coerce(models.Aggregate.hosts, sa.Text).like(
+                    _like_json_string(h), escape="\\") for h in hosts])))
+            ids.update(agg_id for agg_id, agg_hosts in rows
+                       if set(agg_hosts or ()) & set(hosts))
+        if not ids:
+            return []
+        aggs = session.scalars(sa.select(models.Aggregate).where(
+            models.Aggregate.id.in_(sorted(ids))))
+        return sorted((a.id, a.name) for a in aggs if _is_pool(a))
+
+
+def compute_hosts_by_uuid(xenserver_uuids):
+    """{xenserver uuid: compute host} for the registered ones."""
+    uuids = sorted(set(u for u in xenserver_uuids if u))
+    if not uuids:
+        return {}
+    with _reader() as session:
+        return {u: h for h, u in session.execute(sa.select(
+            models.Host.compute_host, models.Host.xenserver_uuid).where(
+            models.Host.xenserver_uuid.in_(uuids)))}
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def claim_pool_uuid(aggregate_id, pool_uuid):
+    """Record ``pool_uuid`` as this aggregate's pool (pools.pool_uuid).
+
+    The caller decided it owns the pool (engine.ownership); a row of
+    another aggregate that still names it (it lost the pool to this one)
+    lets go of it in the same transaction, as the unique key requires.
+    """
+    now = _now()
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.pool_uuid == pool_uuid,
+            models.Pool.aggregate_id != aggregate_id).values(
+            pool_uuid=None, updated_at=now))
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(
+            pool_uuid=pool_uuid, updated_at=now))
 
 
 def retry_pool(aggregate_id, host=None):

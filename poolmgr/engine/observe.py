@@ -7,6 +7,7 @@ a member is read on its own xapi; the result is a ``planner.Observed``.
 
 from poolmgr import computevm
 from poolmgr.db import api as db_api
+from poolmgr.engine import ownership
 from poolmgr import planner
 from poolmgr.xenapi import errors
 from poolmgr.xenapi import operations
@@ -24,6 +25,7 @@ def observe(ctx, desired, pool_row, members, record=True):
     recorded = pool_row["master"]
     known_members = {h for h, m in members.items()
                      if m.get("state") == db_api.MEMBER_ACTIVE}
+    contested = {}
     if desired.managed:
         candidates = planner.master_candidates(desired, recorded, members)
     else:
@@ -51,6 +53,14 @@ def observe(ctx, desired, pool_row, members, record=True):
             # A desired host that is a slave elsewhere does not make
             # that other pool ours.
             continue
+        owner = (ownership.rival_owner(desired, snap, known_hosts=[name])
+                 if desired.managed else None)
+        if owner is not None:
+            # NOTE(ownership): another managed aggregate owns this pool;
+            # adopting it would rename it, join into it, eject from it.
+            contested[name] = ownership.owned_view(
+                name, desired, owner, url=host["xapi_url"])
+            continue
         observed.pool = snap
         ctx.master_session = sess
         break
@@ -61,12 +71,30 @@ def observe(ctx, desired, pool_row, members, record=True):
         _map_members(observed, desired, members, inventory, record)
     if not desired.managed:
         return observed
+    for name, view in contested.items():
+        observed.hosts.setdefault(name, view)
+    master_address = records.url_host(
+        (inventory.get(recorded) or {}).get("xapi_url") or "") or None
     for name in desired.hosts:
         if name in observed.hosts:
             continue
         if (members.get(name) or {}).get("state") == db_api.MEMBER_ERROR:
             continue
-        observed.hosts[name] = observe_one(ctx, name, inventory, record)
+        view = ownership.check_standalone(
+            desired, observe_one(ctx, name, inventory, record))
+        if view.status == planner.OTHER_POOL and observed.pool is None \
+                and recorded and (name in known_members
+                                  or view.detail == master_address):
+            # Its master is ours and does not answer: it is not "a member
+            # of another pool".
+            view = planner.HostView(
+                name, planner.MASTER_UNREACHABLE, url=view.url, detail=(
+                    "%s is a member of this pool; its master %s (%s) does "
+                    "not answer: poolmgr waits for it (if it is gone for "
+                    "good, make a member master by hand: xe "
+                    "pool-emergency-transition-to-master)" % (
+                        name, recorded, view.detail)))
+        observed.hosts[name] = view
     return computevm.annotate(observed, inventory,
                               ctx.conf.xenserver.eject_compute_vm)
 
@@ -99,8 +127,19 @@ def _map_members(observed, desired, members, inventory, record):
         if record and host["xenserver_uuid"] != rec.get("uuid"):
             db_api.set_host_xenserver_uuid(name, rec.get("uuid"))
     observed.unknown_members = [r for r in snap.hosts if r not in mapped]
+    if observed.unknown_members:
+        by_uuid = db_api.compute_hosts_by_uuid(
+            snap.hosts[r].get("uuid") for r in observed.unknown_members)
+        observed.unknown_names = {
+            r: by_uuid[snap.hosts[r].get("uuid")]
+            for r in observed.unknown_members
+            if snap.hosts[r].get("uuid") in by_uuid}
     if observed.master is None:
+        registered = observed.unknown_names.get(snap.master_ref)
         observed.master_problem = (
+            "pool master %s is registered compute host %s, which is not in "
+            "this aggregate" % (snap.master.get("address"), registered)
+            if registered else
             "pool master %s is not a registered compute host" %
             snap.master.get("address"))
         observed.pool = None
@@ -137,7 +176,9 @@ def record_observation(ctx, desired, pool_row, observed, steps):
         if pool_row["master"] != observed.master:
             fields["master"] = observed.master
         if pool_row["pool_uuid"] != observed.pool.uuid:
-            fields["pool_uuid"] = observed.pool.uuid
+            # Observation adopted this pool only after ownership said it
+            # is ours; claim_pool_uuid keeps the uuid unique.
+            db_api.claim_pool_uuid(ctx.aggregate_id, observed.pool.uuid)
     if desired.managed and pool_row["state"] in (
             db_api.POOL_CREATED, db_api.POOL_ACTIVE) and \
             any(s.mutating for s in steps):

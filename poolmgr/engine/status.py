@@ -69,8 +69,18 @@ def finish(ctx, desired, observed, steps):
             state = (db_api.POOL_CHANGING
                      if pool_row["state"] != db_api.POOL_CREATED or
                      ctx.steps_executed else db_api.POOL_CREATED)
-    if ctx.pool_error is not None:
+    by_host = {m["host"]: m for m in members}
+    if ctx.pool_error is not None or any(
+            m["state"] == db_api.MEMBER_ERROR for m in members):
+        # NOTE(truth): a desired host that cannot join (or a member that
+        # cannot leave) puts the pool in error, as Nova's driver set
+        # operational_state = error when an add failed.
         state = db_api.POOL_ERROR
+    elif state == db_api.POOL_ACTIVE and desired is not None and not all(
+            (by_host.get(h) or {}).get("state") == db_api.MEMBER_ACTIVE
+            for h in desired.hosts):
+        # Active means every desired host is an active member.
+        state = db_api.POOL_CHANGING
     for member in members:
         if member["state"] == db_api.MEMBER_ERROR:
             reasons.append("%s in error: %s %s" % (

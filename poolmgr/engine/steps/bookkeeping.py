@@ -10,6 +10,14 @@ LOG = logging.getLogger(__name__)
 
 def blocked(ctx, step, observed):
     LOG.info("Pool %s: blocked: %s", ctx.aggregate_id, step.reason)
+    if step.host and step.params.get("park"):
+        # Parked (a host in a pool another aggregate owns): left alone
+        # until desired state changes or an operator retries.
+        db_api.upsert_member(ctx.aggregate_id, step.host,
+                             state=db_api.MEMBER_ERROR,
+                             error_code=step.params["code"][:255],
+                             error_params=step.params["params"])
+        return
     if step.host and step.params.get("code"):
         # Not parked: the host is looked at again after the backoff; the
         # code is recorded so that pool show says why it waits.

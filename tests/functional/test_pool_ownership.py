@@ -1,0 +1,136 @@
+"""One aggregate, one pool: overlapping aggregates never merge xapi pools.
+
+Real MariaDB, the simulator over the real XenAPI client, the engine
+in-process. The rule is poolmgr/engine/ownership.py's: a xapi pool belongs
+to the managed aggregate with the lowest id among those that contest it.
+"""
+
+import pytest
+import XenAPI
+
+from poolmgr.db import api as db_api
+from poolmgr.engine import ownership
+from tests.functional import engine_support as es
+
+RESYNCS = 6
+
+
+@pytest.fixture
+def sim(mysql_url, simulator):
+    def make(hosts=4, **kwargs):
+        kwargs.setdefault("password", es.PASSWORD)
+        kwargs.setdefault("join_delay", 0.2)
+        kwargs.setdefault("eject_delay", 0.2)
+        return simulator(hosts=hosts, **kwargs)
+    return make
+
+
+def xapi_pool(s, index):
+    """(name_label, master uuid, sorted member uuids) as xapi reports them."""
+    session = XenAPI.Session(s.hosts[index]["url"])
+    try:
+        session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "t")
+    except XenAPI.Failure as exc:
+        if exc.details[0] != "HOST_IS_SLAVE":
+            raise
+        session = XenAPI.Session("http://%s:%s/" % (
+            exc.details[1], s.hosts[index]["url"].rsplit(":", 1)[1]
+            .strip("/")))
+        session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "t")
+    try:
+        pool = list(session.xenapi.pool.get_all_records().values())[0]
+        hosts = session.xenapi.host.get_all_records()
+        return (pool["name_label"], hosts[pool["master"]]["uuid"],
+                sorted(h["uuid"] for h in hosts.values()))
+    finally:
+        session.xenapi.session.logout()
+
+
+def until_converged(engine, aggregate_id, passes=20):
+    for _ in range(passes):
+        result = engine.reconcile_pool(aggregate_id)
+        if result.converged and result.pending is None:
+            return result
+    return result
+
+
+def _pool_a_active(s, engine):
+    names = es.register(s)
+    es.want(1, "pool-a", names[:2])
+    assert until_converged(engine, 1).converged
+    assert db_api.get_pool(1)["state"] == "active"
+    return names
+
+
+def test_overlapping_aggregate_leaves_the_owners_pool_exactly_as_it_was(sim):
+    s = sim(4)
+    engine = es.engine(es.make_conf())
+    names = _pool_a_active(s, engine)
+    before = xapi_pool(s, 0)
+    assert before[0] == "pool-a"
+    assert len(before[2]) == 2
+    ops_before = len(es.journal(1))
+    es.want(2, "pool-c", [names[0], names[2]])
+    for _ in range(RESYNCS):
+        until_converged(engine, 2)
+        db_api.mark_due(1)
+        until_converged(engine, 1)
+        # pool-a's xapi pool: same name, master and members.
+        assert xapi_pool(s, 0) == before
+        assert xapi_pool(s, 1) == before
+        member = es.members(2)["cmp-1"]
+        assert member["state"] == "error"
+        assert member["error_code"] == ownership.OWNED_CODE
+        assert "aggregate 1 (pool-a)" in " ".join(member["error_params"])
+        assert db_api.get_pool(1)["state"] == "active"
+        assert db_api.get_pool(2)["state"] == "error"
+        db_api.mark_due(2)
+    # Aggregate 1 never acted again; aggregate 2 never touched its pool.
+    assert len(es.journal(1)) == ops_before
+    pool_a_uuid = s.pool_uuid(s.hosts[0]["name_label"])
+    assert db_api.get_pool(1)["pool_uuid"] == pool_a_uuid
+    assert db_api.get_pool(2)["pool_uuid"] != pool_a_uuid
+    assert es.calls(s, "pool.join", s.hosts[2]) == []
+    assert es.calls(s, "pool.eject") == []
+    # xs03 is aggregate 2's own (one-host) pool, named after it.
+    assert xapi_pool(s, 2)[0] == "pool-c"
+
+
+def test_contested_host_reason_names_the_owner_and_the_fix(sim):
+    s = sim(4)
+    engine = es.engine(es.make_conf())
+    names = _pool_a_active(s, engine)
+    es.want(2, "pool-c", [names[0], names[2]])
+    until_converged(engine, 2)
+    reasons = " ".join(db_api.get_pool(2)["reasons"])
+    assert "aggregate 1 (pool-a)" in reasons
+    assert "poolmgr-manage pool retry 2 cmp-1" in reasons
+    assert "not a registered compute host" not in reasons
+
+
+def test_lower_id_owns_a_contested_host_whatever_order_passes_run(sim):
+    # Neither aggregate has a pool yet; aggregate 2's pass runs first.
+    s = sim(3)
+    names = es.register(s)
+    engine = es.engine(es.make_conf())
+    es.want(2, "pool-c", [names[0], names[2]])
+    es.want(1, "pool-a", [names[0], names[1]])
+    until_converged(engine, 2)
+    until_converged(engine, 1)
+    assert es.members(2)["cmp-1"]["state"] == "error"
+    assert {h: m["state"] for h, m in es.members(1).items()} == {
+        "cmp-1": "active", "cmp-2": "active"}
+    assert xapi_pool(s, 0)[0] == "pool-a"
+    assert es.calls(s, "pool.join", s.hosts[2]) == []
+
+
+def test_host_of_an_unmanaged_aggregate_pool_is_not_claimed(sim):
+    # Only flagged aggregates contest: an unflagged one does not hold
+    # on to its hosts' pools.
+    s = sim(2)
+    names = es.register(s)
+    engine = es.engine(es.make_conf())
+    es.want(1, "plain", names, flagged=False)
+    es.want(2, "pool-b", names)
+    assert until_converged(engine, 2).converged
+    assert db_api.get_pool(2)["state"] == "active"
