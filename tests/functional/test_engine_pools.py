@@ -216,10 +216,12 @@ def test_sigkill_mid_join_converges_with_exactly_one_join(sim, mysql_url,
 
 
 def test_two_engines_never_act_on_the_same_pool(sim, mysql_url, tmp_path):
-    # One thread each and joins that take a while: while one engine works
-    # on a pool the other must claim another, so both do act.
+    # One thread each and hosts that answer slowly: while one engine is in
+    # a pass on one pool the others are due, so the other engine acts too.
     s = sim(6, join_delay=1.0)
     names = es.register(s)
+    for host in s.hosts:
+        s.set_latency(host["name_label"], 0.3)
     for i in range(3):
         es.want(i + 1, "pool-%d" % i, names[2 * i:2 * i + 2])
     config = es.write_config(tmp_path / "poolmgr.conf", mysql_url,
