@@ -101,12 +101,22 @@ def rabbit_url():
 
 
 @pytest.fixture
-def simulator():
-    """Factory: simulator(hosts=3, **kwargs) -> a started Simulator."""
+def simulator(monkeypatch, tmp_path):
+    """Factory: simulator(hosts=3, **kwargs) -> a started Simulator.
+
+    POOLMGR_TEST_SIM_TLS=1 runs the suite over TLS: a simulator not asked
+    for ``tls`` explicitly serves HTTPS (``--tls``); engine_support.register
+    pins each host's certificate, and the others are trusted through
+    SSL_CERT_FILE (a bundle of those simulators' certificates).
+    """
     from poolmgr.simulator import Simulator
     started = []
+    bundle = tmp_path / "sim-ca-bundle.pem"
 
     def make(hosts=3, **kwargs):
+        by_env = "tls" not in kwargs and \
+            os.environ.get("POOLMGR_TEST_SIM_TLS") == "1"
+        kwargs.setdefault("tls", by_env)
         kwargs.setdefault("port", 0)
         kwargs.setdefault("address_base", 10 + (len(started) * 37) % 180)
         kwargs.setdefault("username", "root")
@@ -116,6 +126,11 @@ def simulator():
         sim = Simulator(hosts=hosts, **kwargs)
         sim.start()
         started.append(sim)
+        if by_env:
+            with bundle.open("a") as f:
+                for host in sim.hosts:
+                    f.write(sim.certificate(host["name_label"]).pem)
+            monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
         return sim
 
     yield make

@@ -58,7 +58,7 @@ class Simulator:
         if self.tls:
             for host in self.world.hosts:
                 self._certificates[host.name] = sim_tls.HostCertificate(
-                    host.name, host.address)
+                    host.name, host.address, host.uuid)
             self.api.messages["host.get_server_certificate"] = \
                 self._get_server_certificate
 
@@ -355,7 +355,7 @@ class Simulator:
         h = self.world.host(host)
         if not self.tls:
             raise ValueError("the simulator serves no TLS (tls=False)")
-        certificate = sim_tls.HostCertificate(h.name, h.address)
+        certificate = sim_tls.HostCertificate(h.name, h.address, h.uuid)
         self._certificates[h.name] = certificate
         endpoint = self._endpoints.get(h.name)
         if endpoint is not None:

@@ -36,11 +36,16 @@ def fingerprint(der):
 class HostCertificate:
     """One host's key, certificate and the server context serving them."""
 
-    def __init__(self, name, address, days=DEFAULT_DAYS):
+    def __init__(self, name, address, uuid, days=DEFAULT_DAYS):
         # NOTE(key): P-256 rather than xapi's RSA-2048: the same for
         # clients, and hundreds of hosts start in a second.
         key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        # NOTE(subject): the host uuid beside the name keeps subjects
+        # unique across simulators (all have an xs01); OpenSSL finds a
+        # trusted self-signed certificate by its subject.
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, uuid),
+            x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.timezone.utc)
         cert = (x509.CertificateBuilder()
                 .subject_name(subject)

@@ -42,6 +42,8 @@ def register(sim, prefix="cmp"):
     for i, host in enumerate(sim.hosts, 1):
         name = "%s-%d" % (prefix, i)
         db_api.register_host(name, host["url"])
+        if host.get("sha256_fingerprint"):
+            db_api.set_host_fingerprint(name, host["sha256_fingerprint"])
         names.append(name)
     return names
 

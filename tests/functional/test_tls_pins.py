@@ -60,6 +60,14 @@ def register_pinned(sim, prefix="cmp"):
     return names
 
 
+def register_unpinned(sim, prefix="cmp"):
+    names = []
+    for i, host in enumerate(sim.hosts, 1):
+        names.append("%s-%d" % (prefix, i))
+        db_api.register_host(names[-1], host["url"])
+    return names
+
+
 def form_pool(sim, conf):
     names = register_pinned(sim)
     es.want(1, "tls-pool", names)
@@ -251,10 +259,45 @@ def test_pinned_hosts_form_a_pool_over_tls(sim, conf):
     assert len(es.calls(s, "pool.join", s.hosts[1])) == 1
 
 
+def test_three_pinned_hosts_form_one_pool_over_tls(sim, conf):
+    s = sim(3)
+    form_pool(s, conf)
+    assert db_api.get_pool(1)["master"] == "cmp-1"
+    assert {m["state"] for m in es.members(1).values()} == {"active"}
+    assert len(es.calls(s, "pool.join")) == 2
+
+
+def test_a_removed_slave_is_ejected_over_tls(sim, conf):
+    s = sim(3)
+    form_pool(s, conf)
+    es.want(1, "tls-pool", ["cmp-1", "cmp-3"])
+    assert es.engine(conf).reconcile_pool(1).converged
+    assert len(es.calls(s, "pool.eject", s.hosts[0])) == 1
+    assert es.members(1)["cmp-2"]["state"] == "removed"
+
+
+def test_a_removed_master_hands_over_through_pinned_redirections(sim, conf):
+    s = sim(3)
+    form_pool(s, conf)
+    es.want(1, "tls-pool", ["cmp-2", "cmp-3"])
+    result = es.engine(conf).reconcile_pool(1)
+    assert result.converged, result
+    assert db_api.get_pool(1)["master"] == "cmp-2"
+    assert len(es.calls(s, "pool.designate_new_master")) == 1
+    assert es.members(1)["cmp-1"]["state"] == "removed"
+
+
+def test_a_shared_sr_is_plugged_on_a_new_member_over_tls(sim, conf):
+    s = sim(2)
+    s.create_shared_sr(s.hosts[0]["name_label"], "nfs-shared", "nfs")
+    form_pool(s, conf)
+    assert db_api.get_pool(1)["live_migration_ready"]
+
+
 def test_an_unpinned_self_signed_host_is_refused_by_ca_verification(
         sim, conf):
     s = sim(1)
-    names = es.register(s)
+    names = register_unpinned(s)
     es.want(1, "tls-pool", names)
     assert not es.engine(conf).reconcile_pool(1).converged
     assert es.members(1)["cmp-1"]["error_code"] == "TLS_ERROR"
@@ -267,7 +310,7 @@ def test_its_own_certificate_as_ca_file_verifies_an_unpinned_host(
     ca_file = tmp_path / "xs01.pem"
     ca_file.write_text(s.certificate("xs01").pem)
     conf.set_override("ca_file", str(ca_file), group="xenserver")
-    names = es.register(s)
+    names = register_unpinned(s)
     es.want(1, "tls-pool", names)
     assert es.engine(conf).reconcile_pool(1).converged
 
@@ -324,7 +367,7 @@ def test_pool_plan_stops_at_a_rotated_certificate_before_login(
 
 def test_a_wrong_pin_sends_no_login(sim, conf):
     s = sim(1)
-    names = es.register(s)
+    names = register_unpinned(s)
     db_api.set_host_fingerprint(names[0], WRONG)
     es.want(1, "tls-pool", names)
     assert not es.engine(conf).reconcile_pool(1).converged

@@ -160,7 +160,7 @@ def test_plain_http_is_still_answered_on_the_same_port(sim):
 
 
 def test_without_tls_urls_are_http_and_carry_no_fingerprint(simulator):
-    sim = simulator(hosts=1)
+    sim = simulator(hosts=1, tls=False)
     host = sim.hosts[0]
     assert host["url"].startswith("http://")
     assert "sha256_fingerprint" not in host
