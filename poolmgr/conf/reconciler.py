@@ -26,4 +26,13 @@ OPTS = [
     cfg.IntOpt("max_attempts", default=10, min=1,
                help="Transient failures of one member step before the member "
                     "is put in error (an operator can retry)."),
+    cfg.FloatOpt("wait_poll_interval", default=1.0, min=0.05,
+                 help="Seconds between two looks at a pool that waits for a "
+                      "join, an eject or a master hand-over to take effect. "
+                      "A waiting pool holds no thread and no lease between "
+                      "looks."),
+    cfg.FloatOpt("wait_long_poll", default=1.0, min=0.0,
+                 help="Seconds one look at a waiting pool may wait on the "
+                      "master (event.from timeout) for the change to show; "
+                      "0 looks and returns at once."),
 ]

@@ -9,10 +9,12 @@ import dataclasses
 import time
 
 from oslo_utils import timeutils
+import tenacity
 
 from poolmgr.db import api as db_api
 from poolmgr import events
 from poolmgr import planner
+from poolmgr.xenapi import operations
 
 
 class LeaseLost(Exception):
@@ -33,6 +35,16 @@ class WaitTimeout(Exception):
 
 def now():
     return timeutils.utcnow()
+
+
+def backoff(conf, attempt):
+    """Seconds before the next try after ``attempt`` failures."""
+    wait = tenacity.wait_exponential(
+        multiplier=conf.reconciler.retry_initial_backoff,
+        max=conf.reconciler.retry_max_backoff)
+    state = tenacity.RetryCallState(None, None, (), {})
+    state.attempt_number = max(1, attempt)
+    return wait(state)
 
 
 def desired_of(agg):
@@ -60,6 +72,31 @@ class PassContext:
     steps_executed: int = 0
     last_renew: float = 0.0
     pool_error: tuple = None
+    pool_row: dict = None
+    feeds: object = None         # observe.FeedCache: event.from per pool
+    long_polls: object = None    # threading.Semaphore bounding long-polls
+
+    def read_master(self, session, wait=False):
+        """The pool through its master; ``wait`` long-polls for a change.
+
+        Through the pool's event.from feed when the engine keeps one (only
+        the changes since the last read travel), else a full read.
+        """
+        if self.feeds is None:
+            return operations.read_pool(session)
+        timeout, held = 0.0, False
+        if wait:
+            # NOTE(long-poll): a long-poll holds a worker thread; at most
+            # half of them may hold one, the others look without waiting.
+            held = self.long_polls is None or self.long_polls.acquire(
+                blocking=False)
+            if held:
+                timeout = self.conf.reconciler.wait_long_poll
+        try:
+            return self.feeds.get(self.aggregate_id).read(session, timeout)
+        finally:
+            if held and self.long_polls is not None:
+                self.long_polls.release()
 
     def fence(self):
         """Renew the lease; refuse to touch xapi if it is no longer ours."""

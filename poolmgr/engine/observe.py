@@ -6,6 +6,8 @@ a member is read on its own xapi; the result is a ``planner.Observed``.
 """
 
 from poolmgr import computevm
+import threading
+
 from poolmgr.db import api as db_api
 from poolmgr.engine import ownership
 from poolmgr import planner
@@ -100,8 +102,43 @@ def observe(ctx, desired, pool_row, members, record=True):
 
 
 def read_master(ctx, session):
-    """The whole pool, read on its master."""
-    return operations.read_pool(session)
+    """The whole pool, read on its master (a delta when it is followed)."""
+    return ctx.read_master(session)
+
+
+class FeedCache:
+    """The event.from feed of every pool this engine looked at.
+
+    Memory is bounded by the pools: one feed (records + token) per pool,
+    dropped when the pool is dismissed or gone.
+    """
+
+    def __init__(self):
+        self._feeds = {}
+        self._lock = threading.Lock()
+
+    def get(self, aggregate_id):
+        with self._lock:
+            feed = self._feeds.get(aggregate_id)
+            if feed is None:
+                feed = self._feeds[aggregate_id] = operations.PoolFeed()
+            return feed
+
+    def drop(self, aggregate_id):
+        with self._lock:
+            self._feeds.pop(aggregate_id, None)
+
+    def __len__(self):
+        with self._lock:
+            return len(self._feeds)
+
+    def stats(self):
+        """{"pools", "full_reads", "delta_reads"} over every feed."""
+        with self._lock:
+            feeds = list(self._feeds.values())
+        return {"pools": len(feeds),
+                "full_reads": sum(f.full_reads for f in feeds),
+                "delta_reads": sum(f.delta_reads for f in feeds)}
 
 
 def _map_members(observed, desired, members, inventory, record):

@@ -1,17 +1,25 @@
-"""One pass over one leased pool: observe, plan, execute, until settled.
+"""One pass over one leased pool: look, observe, plan, one step, end.
 
-Level-triggered: each iteration reads desired state (MySQL) and observed
-state (xapi), asks the pure planner what to do, and executes the plan up
-to and including its first xapi mutation; then it observes again. A crash
-anywhere is resumed by observing again, so a step that took effect is
-never repeated (xapi lists a joined host on the master as soon as
-pool.join returns).
+Level-triggered: a pass reads desired state (MySQL) and observed state
+(xapi), asks the pure planner what to do, and executes the plan up to and
+including its first xapi mutation; then it ends and the pool is due again
+when there is something to see. A crash anywhere is resumed by observing
+again, so a step that took effect is never repeated (xapi lists a joined
+host on the master as soon as pool.join returns).
+
+A pass never sleeps. It ends with a ``PassResult`` whose ``pending`` says
+why the pool is due again and ``due_in`` when:
+
+- ``act``: a step was taken (or a member parked): look again at once;
+- ``wait``: a join, eject or hand-over is under way (``pools.waiting``):
+  look again after ``[reconciler] wait_poll_interval``;
+- ``retry``: a transient xapi error: look again after the backoff of the
+  attempt (``pool_members.attempts`` of the host, else ``pools.attempts``);
+- None: settled (converged, blocked, parked); the scheduler picks the
+  resync interval or the backoff of the blocked attempts.
 """
 
-import time
-
 from oslo_log import log as logging
-import tenacity
 
 from poolmgr.db import api as db_api
 from poolmgr.engine import context
@@ -19,72 +27,63 @@ from poolmgr.engine import journal
 from poolmgr.engine import observe
 from poolmgr.engine import status
 from poolmgr.engine import steps as step_handlers
+from poolmgr.engine import waits
 from poolmgr import planner
 from poolmgr.xenapi import errors
 
 LOG = logging.getLogger(__name__)
 
+ACT = "act"
+WAIT = "wait"
+RETRY = "retry"
 # Steps that only write our own tables: the plan made from the same
-# observation stays valid after them. After anything else, observe again.
+# observation stays valid after them. After anything else the pass ends.
 CONTINUE_AFTER = frozenset([planner.PREFLIGHT, planner.BLOCKED,
                             planner.MARK_ACTIVE, planner.MARK_REMOVED,
                             planner.REFUSE_EJECT, planner.DISMISS])
-# A plan loop that keeps finding work is cut after this many iterations.
-MAX_ITERATIONS = 200
+_WAIT_STEPS = frozenset([planner.WAIT_MEMBER, planner.WAIT_STANDALONE])
+
+
+def _pending(ctx, pending, due_in, reasons=()):
+    return status.PassResult(ctx.aggregate_id, False,
+                             steps=ctx.steps_executed, reasons=list(reasons),
+                             pending=pending, due_in=due_in)
 
 
 def run_pass(ctx):
     """The pass; returns a status.PassResult. Raises LeaseLost/Stopping."""
     agg = db_api.get_aggregate(ctx.aggregate_id)
     ctx.cause = (agg or {}).get("last_cause") or "resync"
-    ctx.last_renew = time.monotonic()
+    pool_row = ctx.pool_row = db_api.get_pool(ctx.aggregate_id)
     journal.abandon_stale(ctx)
-    steps = []
-    for _ in range(MAX_ITERATIONS):
-        ctx.check_running()
+    entry = (pool_row or {}).get("waiting")
+    if entry:
         try:
-            outcome, steps, observed, desired = _iterate_with_retry(ctx)
-        except errors.XapiError as exc:
-            # NOTE(park): permanent, or transient past max_attempts: the
-            # member goes to error and the others go on; an error no
-            # member owns puts the pool in error.
-            if park(ctx, exc):
-                continue
-            return status.finish(ctx, None, None, [])
+            outcome = waits.look(ctx, pool_row, entry)
         except context.WaitTimeout as exc:
-            LOG.warning("Pool %s: %s", ctx.aggregate_id, exc)
-            status.count_attempt(ctx.aggregate_id, exc.host)
-            return status.finish(ctx, desired=None, observed=None, steps=[
-                planner.Step(planner.BLOCKED, exc.host, reason=str(exc))])
-        if outcome == "acted":
-            continue
-        return status.finish(ctx, desired, observed, steps)
-    return status.finish(ctx, None, None, steps)
+            waits.clear(ctx)
+            return _timed_out(ctx, exc)
+        if outcome != waits.DONE:
+            return _pending(ctx, WAIT, outcome)
+        waits.clear(ctx)
+        pool_row["waiting"] = None
+    try:
+        return _act(ctx)
+    except waits.Waiting as waiting:
+        waits.record(ctx, waiting, entry)
+        return _pending(ctx, WAIT, ctx.conf.reconciler.wait_poll_interval)
+    except errors.XapiError as exc:
+        return _failed(ctx, exc)
 
 
-def _iterate_with_retry(ctx):
-    rc = ctx.conf.reconciler
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(errors.is_transient),
-        wait=tenacity.wait_exponential(multiplier=rc.retry_initial_backoff,
-                                       max=rc.retry_max_backoff),
-        stop=tenacity.stop_after_attempt(rc.max_attempts),
-        sleep=ctx.sleep,
-        before_sleep=lambda state: LOG.warning(
-            "Pool %s: transient xapi error, retrying: %s",
-            ctx.aggregate_id, state.outcome.exception()),
-        reraise=True)
-    return retrying(_iterate, ctx)
-
-
-def _iterate(ctx):
-    """Observe, plan, execute up to the first mutation."""
+def _act(ctx):
+    """Observe, plan, execute up to the first mutation or wait."""
     agg = db_api.get_aggregate(ctx.aggregate_id)
     desired = context.desired_of(agg)
     pool_row = db_api.get_pool(ctx.aggregate_id)
     members = {m["host"]: m for m in db_api.list_members(ctx.aggregate_id)}
     if desired is None or pool_row is None:
-        return "done", [], planner.Observed(), desired
+        return status.finish(ctx, desired, planner.Observed(), [])
     if desired.managed:
         for host in desired.hosts:
             if host not in members:
@@ -96,14 +95,48 @@ def _iterate(ctx):
     steps = planner.plan_pool_changes(
         desired, observed, members, force=ctx.conf.xenserver.use_join_force)
     observe.record_observation(ctx, desired, pool_row, observed, steps)
-    for step in steps:
+    for i, step in enumerate(steps):
         ctx.check_running()
         step_handlers.execute(ctx, step, observed)
-        if step.kind not in CONTINUE_AFTER:
-            # NOTE(replan): after a mutation the world changed; plan again
-            # from fresh facts instead of trusting this plan.
-            return "acted", steps, observed, desired
-    return "done", steps, observed, desired
+        if step.kind in CONTINUE_AFTER:
+            continue
+        # NOTE(replan): after a mutation the world changed; the next pass
+        # plans from fresh facts instead of trusting this plan. When the
+        # plan's next step waits for this one (join -> live, eject ->
+        # standalone), the wait is recorded now.
+        following = steps[i + 1] if i + 1 < len(steps) else None
+        if following is not None and following.kind in _WAIT_STEPS and \
+                following.host == step.host:
+            raise waits.Waiting(following.kind, following.host,
+                                following.params.get("uuid"))
+        return _pending(ctx, ACT, 0.0)
+    return status.finish(ctx, desired, observed, steps)
+
+
+def _timed_out(ctx, exc):
+    LOG.warning("Pool %s: %s", ctx.aggregate_id, exc)
+    status.count_attempt(ctx.aggregate_id, exc.host)
+    return status.finish(ctx, desired=None, observed=None, steps=[
+        planner.Step(planner.BLOCKED, exc.host, reason=str(exc))])
+
+
+def _failed(ctx, exc):
+    host = getattr(exc, "host", None)
+    if exc.transient:
+        attempts = status.count_attempt(ctx.aggregate_id, host) if host \
+            else status.count_pool_attempt(ctx)
+        if attempts < ctx.conf.reconciler.max_attempts:
+            due_in = context.backoff(ctx.conf, attempts)
+            LOG.warning("Pool %s: transient xapi error (attempt %d), again "
+                        "in %.1f s: %s", ctx.aggregate_id, attempts, due_in,
+                        exc)
+            return _pending(ctx, RETRY, due_in, reasons=[str(exc)])
+    # NOTE(park): permanent, or transient past max_attempts: the member
+    # goes to error and the others go on; an error no member owns puts the
+    # pool in error.
+    if park(ctx, exc):
+        return _pending(ctx, ACT, 0.0)
+    return status.finish(ctx, None, None, [])
 
 
 def park(ctx, exc):

@@ -2,8 +2,13 @@
 
 A pool is due when ``pools.due_at <= now`` and its lease is free or
 expired. ``run_forever`` claims due pools up to ``[reconciler] threads``
-at a time, each under a lease with a fencing generation, runs a pass on a
-worker thread and releases the lease with the pool's next due time.
+at a time, each under a lease with a fencing generation, runs one pass on
+a worker thread and releases the lease with the pool's next due time: at
+once after a step, after ``wait_poll_interval`` while a join, eject or
+hand-over is under way, after the backoff of a transient error or of a
+blocked attempt, after ``resync_interval`` when converged. Between passes
+a pool holds no thread and no lease, so a waiting pool costs nothing and
+another engine may take it.
 """
 
 import concurrent.futures
@@ -14,7 +19,6 @@ import time
 from oslo_db import exception as db_exc
 from oslo_log import log as logging
 import sqlalchemy.exc
-import tenacity
 
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
@@ -28,15 +32,20 @@ DATABASE_ERRORS = (db_exc.DBError, sqlalchemy.exc.SQLAlchemyError)
 
 
 class Scheduler:
-    def __init__(self, conf, owner, sessions, stopping, wake):
+    def __init__(self, conf, owner, sessions, stopping, wake, feeds=None):
         self.conf = conf
         self.owner = owner
         self.sessions = sessions
+        self.feeds = feeds
         self._stopping = stopping
         self._wake = wake
         self._lock = threading.Lock()
         self._in_flight = {}
         self._db_problem = None
+        self._long_polls = threading.Semaphore(
+            max(1, conf.reconciler.threads // 2))
+        self._hint = None          # monotonic time a released pool is due
+        self._external = False     # wake() was called
 
     # -- the loop -----------------------------------------------------------
 
@@ -54,9 +63,35 @@ class Scheduler:
                     LOG.exception("Could not look for due pools")
                 else:
                     self._database_usable()
-                self._wake.wait(self._idle_time())
-                self._wake.clear()
+                self._idle(stop_event)
             self._stopping.set()
+
+    def _idle(self, stop_event):
+        """Sleep until the next due time, a wake-up or a stop.
+
+        A pass that ends moves the next due time earlier (``_hint``) but
+        does not make the loop claim at once, see NOTE(fair).
+        """
+        deadline = time.monotonic() + self._idle_time()
+        while not (stop_event.is_set() or self._stopping.is_set()):
+            with self._lock:
+                hint, self._hint = self._hint, None
+                external, self._external = self._external, False
+            if external:
+                return
+            if hint is not None:
+                deadline = min(deadline, hint)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(left)
+            self._wake.clear()
+
+    def wake(self):
+        """Look for due pools now (engine.wake, a stop)."""
+        with self._lock:
+            self._external = True
+        self._wake.set()
 
     def _database_unusable(self, exc):
         # NOTE(one-line): the loop polls every poll_interval; an outage or
@@ -98,18 +133,51 @@ class Scheduler:
                 continue
             with self._lock:
                 self._in_flight[aggregate_id] = generation
-            future = executor.submit(self.leased_pass, aggregate_id,
-                                     generation, None)
+            future = executor.submit(self._work, aggregate_id, generation)
             future.add_done_callback(
-                lambda _f, a=aggregate_id: self._finished(a))
+                lambda f, a=aggregate_id: self._finished(a, f))
             free -= 1
             if free <= 0:
                 break
 
-    def _finished(self, aggregate_id):
+    def _work(self, aggregate_id, generation):
+        """Passes on one claimed pool while each leaves it due at once."""
+        while True:
+            result = self.leased_pass(aggregate_id, generation, None,
+                                      self._long_polls)
+            if result.pending != passes.ACT or self._stopping.is_set():
+                return result
+            # NOTE(fair): the next pass of a pool that just took a step runs
+            # on this thread at once; other pools are claimed only by the
+            # poll loop at due times, so an engine that finishes many passes
+            # does not win every due pool from the other engines.
+            generation = db_api.acquire_lease(
+                aggregate_id, self.owner, self.conf.reconciler.lease_time)
+            if generation is None:
+                return result
+
+    def _hint_due(self, result):
+        if result is None or result.pending is None:
+            return
+        when = time.monotonic() + (result.due_in or 0.0)
         with self._lock:
-            self._in_flight.pop(aggregate_id, None)
+            self._hint = when if self._hint is None else min(self._hint,
+                                                             when)
         self._wake.set()
+
+    def in_flight(self):
+        with self._lock:
+            return len(self._in_flight)
+
+    def _finished(self, aggregate_id, future=None):
+        with self._lock:
+            full = len(self._in_flight) >= self.conf.reconciler.threads
+            self._in_flight.pop(aggregate_id, None)
+        if full:
+            # A thread is free again for pools that became due meanwhile.
+            self.wake()
+        elif future is not None and future.exception() is None:
+            self._hint_due(future.result())
 
     # -- one pool -----------------------------------------------------------
 
@@ -132,15 +200,28 @@ class Scheduler:
                     "another engine holds the pool's lease"])
             time.sleep(0.2)
 
-    def leased_pass(self, aggregate_id, generation, progress):
+    def leased_pass(self, aggregate_id, generation, progress,
+                    long_polls=None, started=None, on_demand=False):
+        """One pass under the lease; the lease is released with the due time.
+
+        ``long_polls`` bounds the worker threads waiting in an event.from
+        long-poll at once (None: this caller's own thread may always wait).
+        A pool marked due after ``started`` (default: now) keeps that due
+        time (db_api.release_lease). ``on_demand``: the caller runs the
+        next pass itself, so a pass that leaves work pending leaves due_at
+        as it is.
+        """
         due_at = None
-        started = context.now()
+        started = started or context.now()
         ctx = context.PassContext(
             aggregate_id, generation, conf=self.conf, sessions=self.sessions,
-            owner=self.owner, stopping=self._stopping, progress=progress)
+            owner=self.owner, stopping=self._stopping, progress=progress,
+            feeds=self.feeds, long_polls=long_polls)
         try:
+            ctx.last_renew = time.monotonic()
             result = passes.run_pass(ctx)
-            due_at = self._next_due(aggregate_id, result)
+            if not (on_demand and result.pending is not None):
+                due_at = self._next_due(aggregate_id, result)
             return result
         except context.LeaseLost:
             LOG.warning("Pool %s: lease lost (generation %s); another engine "
@@ -168,6 +249,9 @@ class Scheduler:
                               aggregate_id)
 
     def _next_due(self, aggregate_id, result):
+        if result.pending is not None:
+            return context.now() + datetime.timedelta(
+                seconds=result.due_in or 0.0)
         pool = db_api.get_pool(aggregate_id)
         if pool is None or pool["state"] == db_api.POOL_DISMISSED:
             return None
@@ -175,14 +259,7 @@ class Scheduler:
             seconds = self.conf.reconciler.resync_interval
         else:
             attempts = max([m["attempts"] for m in
-                            db_api.list_members(aggregate_id)] + [1])
-            seconds = self.backoff(attempts)
+                            db_api.list_members(aggregate_id)]
+                           + [pool.get("attempts") or 0, 1])
+            seconds = context.backoff(self.conf, attempts)
         return context.now() + datetime.timedelta(seconds=seconds)
-
-    def backoff(self, attempt):
-        wait = tenacity.wait_exponential(
-            multiplier=self.conf.reconciler.retry_initial_backoff,
-            max=self.conf.reconciler.retry_max_backoff)
-        state = tenacity.RetryCallState(None, None, (), {})
-        state.attempt_number = max(1, attempt)
-        return wait(state)

@@ -20,15 +20,30 @@ class PassResult:
     steps: int = 0
     reasons: list = dataclasses.field(default_factory=list)
     error: str = None
+    # Why the pool is due again, and in how many seconds (engine.passes):
+    # "act", "wait", "retry", or None when the pass settled it.
+    pending: str = None
+    due_in: float = None
 
 
 def count_attempt(aggregate_id, host):
+    """One more failed attempt of the member; returns the new count."""
     if host is None:
-        return
+        return 0
     for member in db_api.list_members(aggregate_id):
         if member["host"] == host:
-            db_api.upsert_member(aggregate_id, host,
-                                 attempts=member["attempts"] + 1)
+            attempts = member["attempts"] + 1
+            db_api.upsert_member(aggregate_id, host, attempts=attempts)
+            return attempts
+    return 1
+
+
+def count_pool_attempt(ctx):
+    """One more failed attempt no member owns (pools.attempts)."""
+    row = db_api.get_pool(ctx.aggregate_id) or {}
+    attempts = (row.get("attempts") or 0) + 1
+    db_api.update_pool(ctx.aggregate_id, attempts=attempts)
+    return attempts
 
 
 def finish(ctx, desired, observed, steps):
@@ -37,6 +52,9 @@ def finish(ctx, desired, observed, steps):
     for step in blocked:
         count_attempt(ctx.aggregate_id, step.host)
     pool_row = db_api.get_pool(ctx.aggregate_id)
+    if pool_row is None or pool_row["state"] == db_api.POOL_DISMISSED:
+        if ctx.feeds is not None:
+            ctx.feeds.drop(ctx.aggregate_id)
     if pool_row is None:
         return PassResult(ctx.aggregate_id, True, steps=ctx.steps_executed)
     if pool_row["state"] == db_api.POOL_DISMISSED:
@@ -46,6 +64,12 @@ def finish(ctx, desired, observed, steps):
     members = db_api.list_members(ctx.aggregate_id)
     converged = not blocked and desired is not None
     fields = {"last_reconciled_at": context.now()}
+    if any(s.host is None for s in blocked) or ctx.pool_error is not None:
+        # NOTE(backoff): a blocked step no member owns (an unknown member,
+        # an unreachable master) backs off on the pool's own count.
+        fields["attempts"] = (pool_row.get("attempts") or 0) + 1
+    elif converged and pool_row.get("attempts"):
+        fields["attempts"] = 0
     reasons = [s.reason for s in blocked]
     if observed is not None and observed.pool is not None:
         names = observed.names_by_ref()

@@ -4,7 +4,13 @@ A pool is read on its master in one ``event.from`` call (token "" returns
 every object of the listed classes as an ``add`` event: xapi.md §7); hosts
 without event.from get six ``get_all_records`` calls instead. Either way
 the cost does not grow with the number of hosts, SRs or PBDs.
+
+``PoolFeed`` follows one pool after that first read: it keeps the records
+and the token, and each later read asks the master only for what changed
+since the token (one call; an empty answer when nothing did).
 """
+
+import threading
 
 from oslo_log import log as logging
 
@@ -35,23 +41,147 @@ def read_pool(session):
     if tables is None:
         tables = {cls: session.call("%s.get_all_records" % name)
                   for cls, name in _CLASS_NAMES.items()}
-    return records.PoolSnapshot.from_records(
-        tables["pool"], tables["host"], tables["host_metrics"], tables["sr"],
-        tables["pbd"], tables["vm"], url=session.url)
+    return _snapshot(tables, session.url)
 
 
 def _read_with_event_from(session):
+    return _full_batch(session)[0]
+
+
+def _full_batch(session):
     batch = session.call("event.from", list(records.CLASSES), "",
                          _EVENT_FROM_TIMEOUT)
     tables = {cls: {} for cls in records.CLASSES}
+    _apply(tables, batch)
+    return tables, batch.get("token")
+
+
+def _apply(tables, batch):
     for event in batch.get("events", []):
         cls = str(event.get("class", "")).lower()
-        if cls not in tables or event.get("operation") == "del":
+        if cls not in tables:
+            continue
+        if event.get("operation") == "del":
+            tables[cls].pop(event.get("ref"), None)
             continue
         snapshot = event.get("snapshot")
         if snapshot is not None:
             tables[cls][event["ref"]] = snapshot
-    return tables
+
+
+def _snapshot(tables, url):
+    return records.PoolSnapshot.from_records(
+        tables["pool"], tables["host"], tables["host_metrics"], tables["sr"],
+        tables["pbd"], tables["vm"], url=url)
+
+
+# NOTE(reset): codes after which a token says nothing reliable any more:
+# xapi dropped events (EVENTS_LOST), does not know the token (a restarted
+# or different master), or the session behind it is gone. A full read
+# (token "") starts the feed again.
+RESET_CODES = frozenset(["EVENTS_LOST", "EVENT_FROM_TOKEN_PARSE_FAILURE",
+                         "EVENT_FROM_TOKEN_INVALID", "SESSION_INVALID",
+                         "SESSION_NOT_REGISTERED"])
+
+
+class PoolFeed:
+    """One pool followed with event.from: a full read, then deltas.
+
+    ``read`` returns a records.PoolSnapshot like ``read_pool``. The first
+    read (and any read after a reset) is the full one; later reads send the
+    token and apply the changed objects. It falls back to a full read when
+    xapi answers a RESET_CODES error, when the session moved to another
+    master (HOST_IS_SLAVE followed) or the pool's master changed, when the
+    token went backwards (a fresh database), or when xapi's
+    ``valid_ref_counts`` disagree with the records kept here.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.url = None
+        self.token = None
+        self.tables = None
+        self.full_reads = 0
+        self.delta_reads = 0
+        self.last_reset = None     # why the last full read was needed
+
+    def reset(self, why=None):
+        self.url = self.token = self.tables = None
+        self.last_reset = why
+
+    def read(self, session, timeout=0.0):
+        """The pool now; ``timeout`` > 0 long-polls for a change."""
+        with self._lock:
+            if not getattr(session, "event_from_supported", True):
+                self.reset("no event.from")
+                return read_pool(session)
+            if self.tables is not None and self.url == session.url:
+                try:
+                    snap = self._delta(session, timeout)
+                except errors.XapiError as exc:
+                    if exc.code not in RESET_CODES:
+                        raise
+                    LOG.info("event.from on %s: %s; reading the pool in "
+                             "full", session.masked_url, exc.code)
+                    snap = None
+                    self.last_reset = exc.code
+                if snap is not None:
+                    self.delta_reads += 1
+                    return snap
+            elif self.tables is not None:
+                self.last_reset = "master changed"
+            return self._full(session)
+
+    def _full(self, session):
+        why = self.last_reset
+        self.reset(why)
+        try:
+            tables, token = _full_batch(session)
+        except errors.XapiError as exc:
+            if exc.code not in ("MESSAGE_METHOD_UNKNOWN",
+                                "EVENT_SUBSCRIPTION_PARSE_FAILURE"):
+                raise
+            session.event_from_supported = False
+            return read_pool(session)
+        snap = _snapshot(tables, session.url)
+        self.tables, self.token, self.url = tables, token, session.url
+        self.full_reads += 1
+        return snap
+
+    def _delta(self, session, timeout):
+        url = session.url
+        master = self._master_ref()
+        batch = session.call("event.from", list(records.CLASSES), self.token,
+                             float(timeout))
+        if session.url != url:
+            self.last_reset = "master changed"
+            return None
+        token = batch.get("token")
+        if token is not None and self.token is not None and \
+                str(token) < str(self.token):
+            self.last_reset = "token went backwards"
+            return None
+        _apply(self.tables, batch)
+        if self._master_ref() != master:
+            self.last_reset = "master changed"
+            return None
+        counts = {str(k).lower(): v for k, v in
+                  (batch.get("valid_ref_counts") or {}).items()}
+        for cls, count in counts.items():
+            if cls in self.tables and str(len(self.tables[cls])) != \
+                    str(count):
+                self.last_reset = "valid_ref_counts differ"
+                return None
+        self.token = token if token is not None else self.token
+        try:
+            return _snapshot(self.tables, url)
+        except ValueError:
+            self.last_reset = "no pool record"
+            return None
+
+    def _master_ref(self):
+        pools = (self.tables or {}).get("pool") or {}
+        return next(iter(pools.values()), {}).get("master")
 
 
 # -- mutations (each runs on the session the caller chose) --------------------

@@ -1,16 +1,10 @@
 """Ejecting a host: pool.eject on the master, wait until it is standalone."""
 
-import time
-
 from poolmgr.db import api as db_api
-from poolmgr.engine import context
 from poolmgr.engine import journal
+from poolmgr.engine import waits
 from poolmgr import planner
-from poolmgr.xenapi import errors
 from poolmgr.xenapi import operations
-
-# NOTE(poll): as for a join; the probe is one call on the ejected host.
-POLL_INTERVAL = 0.25
 
 
 def eject(ctx, step, observed):
@@ -20,30 +14,12 @@ def eject(ctx, step, observed):
         ctx.master_session, step.params["host_ref"]))
 
 
-def _probe(ctx, url):
-    return ctx.sessions.fresh(url, follow_master=False, timeout=min(
-        5.0, ctx.conf.xenserver.call_timeout))
-
-
 def wait_standalone(ctx, step, observed):
-    host = ctx.inventory.get(step.host)
-    if host is None:
+    """The pass ends; the pool waits until the host answers standalone."""
+    if ctx.inventory.get(step.host) is None:
         return
-    deadline = time.monotonic() + ctx.conf.xenserver.eject_timeout
-    probe = _probe(ctx, host["xapi_url"])
-    while True:
-        try:
-            snap = operations.read_pool(probe)
-            if len(snap.hosts) == 1:
-                probe.logout()
-                return
-        except errors.XapiError:
-            probe = _probe(ctx, host["xapi_url"])
-        if time.monotonic() > deadline:
-            raise context.WaitTimeout(step.host, (
-                "%s did not come back standalone %.0f s after eject" % (
-                    step.host, ctx.conf.xenserver.eject_timeout)))
-        ctx.sleep(POLL_INTERVAL)
+    raise waits.Waiting(waits.WAIT_STANDALONE, step.host,
+                        step.params.get("uuid"))
 
 
 def refuse_eject(ctx, step, observed):

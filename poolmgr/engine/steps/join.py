@@ -1,26 +1,15 @@
 """Joining a host: preflight, pool.join on the joiner, wait until live."""
 
-import time
-
 from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
-from poolmgr.engine import context
 from poolmgr.engine import journal
+from poolmgr.engine import waits
 from poolmgr import planner
 from poolmgr import readiness
 from poolmgr.xenapi import operations
 
 LOG = logging.getLogger(__name__)
-
-# NOTE(poll): the master is read with one call, so polling it every quarter
-# second while a member joins costs little and keeps build-out close to the
-# join latency itself.
-MEMBER_POLL_INTERVAL = 0.25
-# Seconds a live member gets for its shared-SR PBDs to plug by themselves
-# (xapi plugs them at slave start-up) before poolmgr repairs them.
-PBD_SETTLE_TIME = 3.0
-
 
 def preflight(ctx, step, observed):
     if not step.failures:
@@ -56,25 +45,15 @@ def join(ctx, step, observed):
 
 
 def wait_member(ctx, step, observed):
+    """Done when the master lists the member complete; else the pass ends
+    and the pool waits (engine.waits) without holding a thread."""
     uuid_ = step.params.get("uuid") or (
         observed.hosts.get(step.host) and observed.hosts[step.host].uuid)
-    deadline = time.monotonic() + ctx.conf.xenserver.join_timeout
-    live_since = None
-    while True:
-        snap = operations.read_pool(ctx.master_session)
-        ref = snap.host_ref_by_uuid(uuid_)
-        if ref is not None:
-            if readiness.member_complete(snap, ref):
-                return
-            if snap.host_live(ref) and snap.host_enabled(ref):
-                live_since = live_since or time.monotonic()
-                if time.monotonic() - live_since >= PBD_SETTLE_TIME:
-                    return
-        if time.monotonic() > deadline:
-            raise context.WaitTimeout(step.host, (
-                "%s not live and enabled on the master %.0f s after "
-                "joining" % (step.host, ctx.conf.xenserver.join_timeout)))
-        ctx.sleep(MEMBER_POLL_INTERVAL)
+    snap = observed.pool
+    ref = snap.host_ref_by_uuid(uuid_) if snap is not None else None
+    if ref is not None and readiness.member_complete(snap, ref):
+        return
+    raise waits.Waiting(waits.WAIT_MEMBER, step.host, uuid_)
 
 
 HANDLERS = {

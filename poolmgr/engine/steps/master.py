@@ -1,15 +1,10 @@
 """The pool itself: its name, the master hand-over, letting go of it."""
 
-import time
-
 from poolmgr.db import api as db_api
-from poolmgr.engine import context
 from poolmgr.engine import journal
+from poolmgr.engine import waits
 from poolmgr import planner
-from poolmgr.xenapi import errors
 from poolmgr.xenapi import operations
-
-POLL_INTERVAL = 0.25
 
 
 def set_name_label(ctx, step, observed):
@@ -34,25 +29,13 @@ def release_master(ctx, step, observed):
 
 
 def designate_master(ctx, step, observed):
+    """pool.designate_new_master; the pool then waits (engine.waits) until
+    the new master answers as master, and records it."""
     new = observed.hosts[step.host]
     journal.mutate(ctx, "designate_master", step, lambda: operations.
                    designate_new_master(ctx.master_session,
                                         step.params["host_ref"]))
-    deadline = time.monotonic() + ctx.conf.xenserver.join_timeout
-    follower = ctx.sessions.get(new.url, follow_master=True)
-    while True:
-        try:
-            snap = operations.read_pool(follower)
-            if snap.master_uuid == new.uuid:
-                break
-        except errors.XapiError as exc:
-            if not exc.transient:
-                raise
-        if time.monotonic() > deadline:
-            raise context.WaitTimeout(step.host, "%s did not become master"
-                                      % step.host)
-        ctx.sleep(POLL_INTERVAL)
-    db_api.update_pool(ctx.aggregate_id, master=step.host)
+    raise waits.Waiting(waits.WAIT_MASTER, step.host, new.uuid)
 
 
 HANDLERS = {

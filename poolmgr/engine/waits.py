@@ -1,0 +1,189 @@
+"""Waits as due times: what a pool waits for, recorded, and one look at it.
+
+After pool.join, pool.eject or pool.designate_new_master the pass ends and
+``pools.waiting`` says what the pool waits for::
+
+    {"kind": "wait_member" | "wait_standalone" | "wait_master",
+     "host": compute host, "uuid": its XenServer uuid,
+     "since": ISO time, "deadline": ISO time, "live_since": ISO time}
+
+The pool is due again when there is something to see; the next pass takes
+one look (``look``): on the master, an event.from long-poll of at most
+``[reconciler] wait_long_poll`` seconds returns as soon as the master
+changes. Then the pass proceeds, or ends again until the next look. A wait
+that passes its deadline ends the way a timed-out loop used to: the host
+is blocked with the reason and backs off.
+"""
+
+import datetime
+
+from oslo_log import log as logging
+
+from poolmgr.db import api as db_api
+from poolmgr.engine import context
+from poolmgr import planner
+from poolmgr import readiness
+from poolmgr.xenapi import errors
+from poolmgr.xenapi import operations
+
+LOG = logging.getLogger(__name__)
+
+WAIT_MEMBER = planner.WAIT_MEMBER
+WAIT_STANDALONE = planner.WAIT_STANDALONE
+WAIT_MASTER = "wait_master"
+# Seconds a live member gets for its shared-SR PBDs to plug by themselves
+# (xapi plugs them at slave start-up) before poolmgr repairs them.
+PBD_SETTLE_TIME = 3.0
+DONE = "done"
+
+
+class Waiting(Exception):
+    """Raised by a step: the pass ends; the pool waits for ``kind``."""
+
+    def __init__(self, kind, host, uuid=None):
+        self.kind = kind
+        self.host = host
+        self.uuid = uuid
+        super().__init__("%s %s" % (kind, host))
+
+
+def _iso(when):
+    return when.isoformat()
+
+
+def _parse(text):
+    return datetime.datetime.fromisoformat(text) if text else None
+
+
+def timeout_of(conf, kind):
+    if kind == WAIT_STANDALONE:
+        return conf.xenserver.eject_timeout
+    return conf.xenserver.join_timeout
+
+
+def record(ctx, waiting, previous):
+    """Write the wait into pools.waiting (keeping the deadline of the same
+    wait recorded by an earlier pass); return the record."""
+    now = context.now()
+    same = previous and (previous.get("kind"), previous.get("host")) == (
+        waiting.kind, waiting.host)
+    if same:
+        entry = dict(previous)
+    else:
+        deadline = now + datetime.timedelta(
+            seconds=timeout_of(ctx.conf, waiting.kind))
+        entry = {"kind": waiting.kind, "host": waiting.host,
+                 "uuid": waiting.uuid, "since": _iso(now),
+                 "deadline": _iso(deadline)}
+    if entry != previous:
+        db_api.update_pool(ctx.aggregate_id, waiting=entry)
+    LOG.debug("Pool %s: waits (%s %s)", ctx.aggregate_id, entry["kind"],
+              entry["host"])
+    return entry
+
+
+def clear(ctx):
+    db_api.update_pool(ctx.aggregate_id, waiting=None)
+
+
+def _timed_out(entry):
+    deadline = _parse(entry.get("deadline"))
+    return deadline is not None and context.now() >= deadline
+
+
+def _timeout_reason(conf, entry):
+    host, kind = entry.get("host"), entry.get("kind")
+    if kind == WAIT_STANDALONE:
+        return "%s did not come back standalone %.0f s after eject" % (
+            host, conf.xenserver.eject_timeout)
+    if kind == WAIT_MASTER:
+        return "%s did not become master" % host
+    return "%s not live and enabled on the master %.0f s after joining" % (
+        host, conf.xenserver.join_timeout)
+
+
+def look(ctx, pool_row, entry):
+    """One look at the wait: DONE, or seconds until the next look.
+
+    Raises context.WaitTimeout past the deadline.
+    """
+    kind = entry.get("kind")
+    looker = {WAIT_MEMBER: _look_member, WAIT_STANDALONE: _look_standalone,
+              WAIT_MASTER: _look_master}.get(kind)
+    if looker is None:
+        return DONE
+    try:
+        outcome = looker(ctx, pool_row, entry)
+    except errors.XapiError as exc:
+        if not exc.transient:
+            # NOTE(permanent): the full pass that follows observes the pool
+            # and reports what it finds; waiting would only hide it.
+            LOG.info("Pool %s: %s while waiting: %s", ctx.aggregate_id,
+                     exc.code, exc)
+            return DONE
+        outcome = ctx.conf.reconciler.wait_poll_interval
+    if outcome == DONE:
+        return DONE
+    if _timed_out(entry):
+        raise context.WaitTimeout(entry.get("host"),
+                                  _timeout_reason(ctx.conf, entry))
+    return outcome
+
+
+def _url(ctx, name):
+    host = db_api.get_host(name) if name else None
+    return host["xapi_url"] if host else None
+
+
+def _look_member(ctx, pool_row, entry):
+    url = _url(ctx, pool_row.get("master"))
+    if url is None:
+        return DONE
+    session = ctx.sessions.get(url, follow_master=True)
+    snap = ctx.read_master(session, wait=True)
+    ref = snap.host_ref_by_uuid(entry.get("uuid"))
+    if ref is None:
+        return ctx.conf.reconciler.wait_poll_interval
+    if readiness.member_complete(snap, ref):
+        return DONE
+    if not (snap.host_live(ref) and snap.host_enabled(ref)):
+        return ctx.conf.reconciler.wait_poll_interval
+    now = context.now()
+    live_since = _parse(entry.get("live_since"))
+    if live_since is None:
+        live_since = now
+        entry["live_since"] = _iso(now)
+        db_api.update_pool(ctx.aggregate_id, waiting=entry)
+    left = PBD_SETTLE_TIME - (now - live_since).total_seconds()
+    if left <= 0:
+        return DONE
+    return min(left, ctx.conf.reconciler.wait_poll_interval)
+
+
+def _look_standalone(ctx, pool_row, entry):
+    url = _url(ctx, entry.get("host"))
+    if url is None:
+        return DONE
+    probe = ctx.sessions.fresh(url, follow_master=False, timeout=min(
+        5.0, ctx.conf.xenserver.call_timeout))
+    try:
+        snap = operations.read_pool(probe)
+    except errors.XapiError:
+        return ctx.conf.reconciler.wait_poll_interval
+    finally:
+        probe.logout()
+    if len(snap.hosts) == 1:
+        return DONE
+    return ctx.conf.reconciler.wait_poll_interval
+
+
+def _look_master(ctx, pool_row, entry):
+    url = _url(ctx, entry.get("host"))
+    if url is None:
+        return DONE
+    follower = ctx.sessions.get(url, follow_master=True)
+    snap = operations.read_pool(follower)
+    if snap.master_uuid != entry.get("uuid"):
+        return ctx.conf.reconciler.wait_poll_interval
+    db_api.update_pool(ctx.aggregate_id, master=entry.get("host"))
+    return DONE

@@ -1,0 +1,206 @@
+"""Waits as due times, backoff as due times, event.from deltas (issue 10).
+
+The engine runs in-process against MariaDB and the simulator over real
+XML-RPC. A pass never sleeps: a waiting pool and a pool backing off hold
+no thread and no lease; observation asks the master only for what changed
+since the token, and falls back to a full read when the token says
+nothing reliable any more.
+"""
+
+import contextlib
+import datetime
+import threading
+
+import pytest
+import XenAPI
+
+from poolmgr.db import api as db_api
+from tests.functional import engine_support as es
+
+
+@pytest.fixture
+def sim(request, mysql_url):
+    es.simulator_or_skip()
+    simulator = request.getfixturevalue("simulator")
+
+    def make(hosts=3, **kwargs):
+        kwargs.setdefault("password", es.PASSWORD)
+        kwargs.setdefault("join_delay", 0.2)
+        kwargs.setdefault("eject_delay", 0.2)
+        return simulator(hosts=hosts, **kwargs)
+    return make
+
+
+@contextlib.contextmanager
+def running(engine):
+    stop = threading.Event()
+    thread = threading.Thread(target=engine.run_forever, args=(stop,),
+                              daemon=True)
+    thread.start()
+    try:
+        yield engine
+    finally:
+        stop.set()
+        engine.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+def one_pass(engine, aggregate_id):
+    """One pass as the daemon's scheduler runs it (lease, pass, release)."""
+    generation = db_api.acquire_lease(aggregate_id, engine.owner,
+                                      engine.conf.reconciler.lease_time)
+    assert generation is not None
+    return engine.scheduler.leased_pass(aggregate_id, generation, None)
+
+
+def passes_until(engine, aggregate_id, pending, limit=20):
+    for _ in range(limit):
+        result = one_pass(engine, aggregate_id)
+        if result.pending == pending:
+            return result
+    raise AssertionError("no pass ended %r" % pending)
+
+
+def seconds_until_due(aggregate_id):
+    due = db_api.get_pool(aggregate_id)["due_at"]
+    return (due - datetime.datetime.utcnow()).total_seconds()
+
+
+def event_from_tokens(s, host_index):
+    """The token of every event.from call the host received, in order."""
+    return [c.params[1] for c in es.calls(s, "event.from",
+                                          s.hosts[host_index])]
+
+
+def test_pool_waiting_on_a_slow_join_does_not_delay_another_pools_join(sim):
+    slow = sim(2, join_delay=6.0)
+    fast = sim(2, join_delay=0.2)
+    es.register(slow, prefix="slow")
+    es.register(fast, prefix="fast")
+    es.want(1, "slow-pool", ["slow-1", "slow-2"])
+    es.want(2, "fast-pool", ["fast-1", "fast-2"])
+    engine = es.engine(es.make_conf(threads=1))
+    with running(engine):
+        es.wait_for(lambda: es.calls(slow, "pool.join"), timeout=20)
+        es.wait_for(lambda: db_api.get_pool(2)["state"] == "active",
+                    timeout=20)
+        # The fast pool joined and converged inside the slow join's window,
+        # on the engine's only thread.
+        assert es.members(1)["slow-2"]["state"] == "joining"
+        waiting = db_api.get_pool(1)["waiting"]
+        assert (waiting["kind"], waiting["host"]) == ("wait_member",
+                                                      "slow-2")
+        es.wait_for(lambda: db_api.get_pool(1)["state"] == "active",
+                    timeout=30)
+    assert db_api.get_pool(1)["waiting"] is None
+    assert len(es.calls(slow, "pool.join")) == 1
+
+
+def test_transient_error_backs_off_without_holding_the_lease(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    conf = es.make_conf(retry_initial_backoff=5.0, retry_max_backoff=60.0)
+    first = es.engine(conf, owner="engine-a")
+    s.fail_next(s.hosts[1]["name_label"], "pool.join", count=1,
+                code="HOST_STILL_BOOTING", params=[])
+    result = passes_until(first, 1, "retry")
+    assert "HOST_STILL_BOOTING" in " ".join(result.reasons)
+    pool = db_api.get_pool(1)
+    assert pool["lease_owner"] is None
+    assert seconds_until_due(1) > 3.0
+    assert es.members(1)["cmp-2"]["attempts"] == 1
+    # Meanwhile another engine may take the pool (and finish the join).
+    second = es.engine(conf, owner="engine-b")
+    assert second.reconcile_pool(1).converged
+    joins = [(o["owner"], o["status"]) for o in es.journal(1, kind="join")]
+    assert joins == [("engine-a", "failed"), ("engine-b", "succeeded")]
+    assert es.members(1)["cmp-2"]["state"] == "active"
+
+
+def test_blocked_step_without_a_host_backs_off(sim):
+    s = sim(3)
+    names = es.register(s)
+    es.want(1, "pool-a", names[:2])
+    conf = es.make_conf(retry_initial_backoff=1.0, retry_max_backoff=60.0)
+    engine = es.engine(conf)
+    assert engine.reconcile_pool(1).converged
+    # A host poolmgr does not know joins the pool by hand.
+    db_api.remove_host("cmp-3")
+    client = XenAPI.Session(s.hosts[2]["url"])
+    client.xenapi.login_with_password("root", es.PASSWORD, "1.0", "test")
+    client.xenapi.pool.join(s.hosts[0]["address"], "root", es.PASSWORD)
+    es.wait_for(lambda: s.master_of(s.hosts[2]) == s.hosts[0]["name_label"],
+                timeout=10)
+    delays = []
+    for _ in range(3):
+        db_api.mark_due(1)    # as the scheduler claims it: when due
+        result = one_pass(engine, 1)
+        assert not result.converged and result.pending is None
+        assert "not a registered compute host" in " ".join(result.reasons)
+        delays.append(seconds_until_due(1))
+    assert db_api.get_pool(1)["attempts"] == 3
+    # 1 s, 2 s, 4 s: the backoff grows with the pool's own attempts.
+    assert delays[0] < delays[1] < delays[2]
+    assert delays[2] > 3.0
+
+
+def test_converged_resync_asks_the_master_only_for_changes(sim):
+    s = sim(3)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    assert engine.reconcile_pool(1).converged
+    s.reset_call_log()
+    assert engine.reconcile_pool(1).converged
+    calls = s.calls()
+    assert [c.method for c in calls] == ["event.from"]
+    classes, token, timeout = calls[0].params
+    assert token != "" and float(timeout) == 0.0
+
+
+def test_events_lost_falls_back_to_a_full_read(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    assert engine.reconcile_pool(1).converged
+    assert engine.reconcile_pool(1).converged
+    s.reset_call_log()
+    s.fail_next(s.hosts[0]["name_label"], "event.from", count=1,
+                code="EVENTS_LOST", params=[])
+    assert engine.reconcile_pool(1).converged
+    tokens = event_from_tokens(s, 0)
+    assert len(tokens) == 2 and tokens[0] != "" and tokens[1] == ""
+    assert engine.feeds.get(1).last_reset == "EVENTS_LOST"
+
+
+def test_master_change_falls_back_to_a_full_read(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    assert engine.reconcile_pool(1).converged
+    assert engine.reconcile_pool(1).converged
+    full_reads = engine.feeds.get(1).full_reads
+    client = XenAPI.Session(s.hosts[0]["url"])
+    client.xenapi.login_with_password("root", es.PASSWORD, "1.0", "test")
+    try:
+        ref = client.xenapi.host.get_by_uuid(s.hosts[1]["uuid"])
+        client.xenapi.pool.designate_new_master(ref)
+    finally:
+        with contextlib.suppress(Exception):
+            client.xenapi.session.logout()
+    es.wait_for(lambda: s.role(s.hosts[1]["name_label"]) == "master"
+                and s.role(s.hosts[0]["name_label"]) == "slave", timeout=10)
+    s.reset_call_log()
+    db_api.mark_due(1)
+    assert engine.reconcile_pool(1).converged
+    assert db_api.get_pool(1)["master"] == "cmp-2"
+    # The delta was followed to the new master (HOST_IS_SLAVE), and the
+    # answer thrown away for a full read there.
+    assert event_from_tokens(s, 1)[-1] == ""
+    feed = engine.feeds.get(1)
+    assert feed.full_reads == full_reads + 1
+    assert feed.last_reset == "master changed"
