@@ -313,14 +313,16 @@ def plan_text(data):
         for i, call in enumerate(calls, 1):
             lines.append("  %d. %s" % (i, call if isinstance(call, str)
                                        else call.get("text") or call))
-    else:
-        lines.append("nothing to do: the pool matches the aggregate")
     failures = data.get("failures") or []
+    if not calls and failures:
+        lines.append("no xapi call can close the gap until these are fixed:")
+    elif not calls:
+        lines.append("nothing to do: the pool matches the aggregate")
     if failures:
         lines.append("failing checks:")
         for f in failures:
             lines.append("  %s: %s %s" % (
-                f.get("host"), f.get("code"),
+                f.get("host") or "(pool)", f.get("code"),
                 " ".join(str(x) for x in f.get("params") or [])))
             if f.get("remediation"):
                 lines.append("      fix: %s" % f["remediation"])

@@ -5,7 +5,9 @@ import dataclasses
 from poolmgr.db import api as db_api
 from poolmgr.engine import context
 from poolmgr.engine import observe
+from poolmgr.engine import ownership
 from poolmgr import planner
+from poolmgr import preflight
 from poolmgr import readiness
 
 # Steps that write only our own tables: a dry run shows nothing for them.
@@ -26,6 +28,52 @@ class Plan:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+def _blocked_failure(step, observed, pool_row):
+    if step.host is None and observed.master_problem:
+        # NOTE(master): the pool exists but its master does not answer;
+        # say so, instead of a check of host None.
+        return {"host": pool_row.get("master") or "(pool master)",
+                "code": "MASTER_UNREACHABLE", "params": [],
+                "remediation": step.reason}
+    return {"host": step.host or "(pool)",
+            "code": step.params.get("code") or "BLOCKED",
+            "params": list(step.params.get("params") or []),
+            "remediation": step.reason}
+
+
+def _parked_failures(ctx, desired, observed, members, failures, force):
+    """Desired hosts parked in error and outside the pool, with every check.
+
+    A pass leaves them alone until ``pool retry``; the dry run still reads
+    them, so the operator sees each check that fails now, with xapi's code
+    and the fix, or the error they were parked with.
+    """
+    shown = {f["host"] for f in failures}
+    result = []
+    for name in desired.hosts:
+        member = members.get(name) or {}
+        view = observed.hosts.get(name)
+        if name in shown or member.get("state") != db_api.MEMBER_ERROR or (
+                view is not None and view.status == planner.IN_POOL):
+            continue
+        retry = "then `poolmgr-manage pool retry %s %s`" % (
+            desired.aggregate_id, name)
+        checks = []
+        if observed.pool is not None and \
+                member.get("error_code") != ownership.OWNED_CODE:
+            view = observe.observe_one(ctx, name, ctx.inventory, record=False)
+            if view.status == planner.STANDALONE:
+                checks = [dict(f.as_dict(), host=name,
+                               remediation="%s, %s" % (f.remediation, retry))
+                          for f in preflight.check_join(
+                              view.snapshot, observed.pool, force=force)]
+        result += checks or [{
+            "host": name, "code": member.get("error_code") or "ERROR",
+            "params": list(member.get("error_params") or []),
+            "remediation": "parked in error: fix the cause, " + retry}]
+    return result
 
 
 def plan_pool(conf, sessions, aggregate_id):
@@ -49,8 +97,7 @@ def plan_pool(conf, sessions, aggregate_id):
             for f in step.failures:
                 failures.append(dict(f.as_dict(), host=step.host))
         elif step.kind == planner.BLOCKED:
-            failures.append({"host": step.host, "code": "BLOCKED",
-                             "params": [], "remediation": step.reason})
+            failures.append(_blocked_failure(step, observed, pool_row))
         elif step.kind == planner.REFUSE_EJECT:
             failures.append({"host": step.host,
                              "code": "HOST_HAS_RESIDENT_VMS",
@@ -67,6 +114,8 @@ def plan_pool(conf, sessions, aggregate_id):
             calls.append({"kind": step.kind, "host": step.host,
                           "mutating": step.mutating,
                           "text": step.describe(master)})
+    failures += _parked_failures(ctx, desired, observed, members, failures,
+                                 conf.xenserver.use_join_force)
     ready, reasons = False, []
     if observed.pool is not None:
         result = readiness.assess(observed.pool,

@@ -165,12 +165,8 @@ def _map_members(observed, desired, members, inventory, record):
             db_api.set_host_xenserver_uuid(name, rec.get("uuid"))
     observed.unknown_members = [r for r in snap.hosts if r not in mapped]
     if observed.unknown_members:
-        by_uuid = db_api.compute_hosts_by_uuid(
-            snap.hosts[r].get("uuid") for r in observed.unknown_members)
-        observed.unknown_names = {
-            r: by_uuid[snap.hosts[r].get("uuid")]
-            for r in observed.unknown_members
-            if snap.hosts[r].get("uuid") in by_uuid}
+        observed.unknown_names = registered_names(
+            {r: snap.hosts[r] for r in observed.unknown_members})
     if observed.master is None:
         registered = observed.unknown_names.get(snap.master_ref)
         observed.master_problem = (
@@ -181,6 +177,27 @@ def _map_members(observed, desired, members, inventory, record):
             snap.master.get("address"))
         observed.pool = None
         observed.hosts = {}
+
+
+def registered_names(host_records):
+    """{ref: compute host} of the xapi hosts that are registered hosts.
+
+    By recorded xenserver uuid, else by the address in the xapi URL: a
+    registered host is never called unregistered (rare: only for pool
+    members that are not this aggregate's).
+    """
+    by_uuid = db_api.compute_hosts_by_uuid(
+        rec.get("uuid") for rec in host_records.values())
+    names = {ref: by_uuid[rec.get("uuid")]
+             for ref, rec in host_records.items()
+             if rec.get("uuid") in by_uuid}
+    if len(names) < len(host_records):
+        by_address = {records.url_host(h["xapi_url"]): h["compute_host"]
+                      for h in db_api.list_hosts()}
+        for ref, rec in host_records.items():
+            if ref not in names and rec.get("address") in by_address:
+                names[ref] = by_address[rec.get("address")]
+    return names
 
 
 def observe_one(ctx, name, inventory, record=True):

@@ -1,0 +1,148 @@
+"""States, reasons and the dry run tell the truth.
+
+Real MariaDB, the simulator over real XML-RPC, the engine in-process and
+``poolmgr-manage pool plan`` through its entry point.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import XenAPI
+
+from poolmgr.db import api as db_api
+from tests.functional import engine_support as es
+
+BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
+
+
+@pytest.fixture
+def sim(mysql_url, simulator):
+    def make(hosts=3, **kwargs):
+        kwargs.setdefault("password", es.PASSWORD)
+        kwargs.setdefault("join_delay", 0.2)
+        kwargs.setdefault("eject_delay", 0.2)
+        return simulator(hosts=hosts, **kwargs)
+    return make
+
+
+@pytest.fixture
+def manage(tmp_path, mysql_url):
+    config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
+
+    def run(*args):
+        return subprocess.run([BIN, "--config-file", str(config)]
+                              + list(args), capture_output=True, text=True,
+                              timeout=120)
+    return run
+
+
+def until_settled(engine, aggregate_id, passes=20):
+    for _ in range(passes):
+        result = engine.reconcile_pool(aggregate_id)
+        if result.pending is None:
+            return result
+    return result
+
+
+def _pool_with_a_parked_host(s):
+    """cmp-1 + cmp-2 form the pool; cmp-3 runs a VM and has another CPU."""
+    names = es.register(s)
+    s.create_running_vm(s.hosts[2]["name_label"], "db-1")
+    s.set_cpu_vendor(s.hosts[2]["name_label"], "AuthenticAMD")
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    until_settled(engine, 1)
+    assert es.members(1)["cmp-3"]["state"] == "error"
+    return engine
+
+
+def test_pool_with_a_desired_host_parked_in_error_is_error_not_active(sim):
+    s = sim(3)
+    _pool_with_a_parked_host(s)
+    pool = db_api.get_pool(1)
+    assert pool["state"] == "error"
+    assert any(r.startswith("cmp-3 in error: ") for r in pool["reasons"])
+
+
+def test_pool_is_active_only_when_every_desired_host_is_an_active_member(
+        sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    until_settled(engine, 1)
+    assert db_api.get_pool(1)["state"] == "active"
+    assert {m["state"] for m in es.members(1).values()} == {"active"}
+
+
+def test_retried_host_that_still_fails_puts_the_pool_back_in_error(sim):
+    s = sim(3)
+    engine = _pool_with_a_parked_host(s)
+    s.set_cpu_vendor(s.hosts[2]["name_label"], "GenuineIntel")
+    db_api.retry_pool(1, "cmp-3")
+    until_settled(engine, 1)
+    # Still a running VM: parked again, still error.
+    assert db_api.get_pool(1)["state"] == "error"
+
+
+def test_plan_lists_a_parked_host_with_every_failing_check_and_exits_1(
+        sim, manage):
+    s = sim(3)
+    _pool_with_a_parked_host(s)
+    result = manage("pool", "plan", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "nothing to do" not in out
+    assert "cmp-3: JOINING_HOST_CANNOT_HAVE_RUNNING_VMS" in out
+    assert "cmp-3: HOSTS_NOT_HOMOGENEOUS" in out
+    assert "poolmgr-manage pool retry 1 cmp-3" in out
+
+
+def test_plan_with_the_master_offline_says_so(sim, manage):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    until_settled(es.engine(es.make_conf()), 1)
+    s.set_offline(s.hosts[0]["name_label"])
+    result = manage("pool", "plan", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "None:" not in out
+    assert "cmp-1: MASTER_UNREACHABLE" in out
+    assert "member of another pool" not in out
+    assert "cmp-2 is a member of this pool; its master cmp-1" in out
+
+
+def test_member_whose_master_is_offline_is_not_in_another_pool(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf(max_attempts=1))
+    until_settled(engine, 1)
+    s.set_offline(s.hosts[0]["name_label"])
+    engine.reconcile_pool(1)
+    reasons = " ".join(db_api.get_pool(1)["reasons"])
+    assert "member of another pool" not in reasons
+    assert "cmp-2 is a member of this pool; its master cmp-1" in reasons
+
+
+def test_registered_host_joined_by_hand_is_not_called_unregistered(sim):
+    s = sim(3)
+    names = es.register(s)
+    es.want(1, "pool-a", names[:2])
+    engine = es.engine(es.make_conf())
+    until_settled(engine, 1)
+    # An operator joins cmp-3 (registered, in no aggregate) by hand.
+    session = XenAPI.Session(s.hosts[2]["url"])
+    session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "test")
+    session.xenapi.pool.join(s.hosts[0]["address"], "root", es.PASSWORD)
+    es.wait_for(lambda: s.role(s.hosts[2]["name_label"]) == "slave",
+                timeout=20)
+    db_api.mark_due(1)
+    engine.reconcile_pool(1)
+    reasons = " ".join(db_api.get_pool(1)["reasons"])
+    assert "not a registered compute host" not in reasons
+    assert "is registered compute host cmp-3 but is not in this " \
+        "aggregate" in reasons
