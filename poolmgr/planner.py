@@ -289,7 +289,7 @@ def plan_pool_changes(desired, observed, members, force=False):
                                   params={"uuid": view.uuid,
                                           "master": master}))
             continue
-        steps += _member_compute_vm_steps(pool, view, master)
+        steps += _member_compute_vm_steps(pool, view, master, member)
         for repair in repairs:
             if repair.host_ref != view.ref:
                 continue
@@ -303,7 +303,9 @@ def plan_pool_changes(desired, observed, members, force=False):
                     "sr_name": repair.sr_name,
                     "device_config": repair.device_config,
                     "master": master}))
-        if member.get("state") != MEMBER_ACTIVE:
+        if member.get("state") != MEMBER_ACTIVE and not (
+                member.get("state") == MEMBER_ERROR
+                and _compute_vm_owed(pool, view)):
             steps.append(Step(MARK_ACTIVE, name))
 
     master_address = pool.master.get("address")
@@ -469,9 +471,14 @@ def _join_compute_host_steps(view, pool, master, master_address, force):
 
 
 
-def _member_compute_vm_steps(pool, view, master):
-    """A live member whose compute VM poolmgr stopped: start it there."""
+def _member_compute_vm_steps(pool, view, master, member=None):
+    """A live member whose compute VM poolmgr stopped: start it there.
+
+    Not while the member is in error (a start xapi refused): the error
+    shows xapi's code until an operator runs ``pool retry``."""
     if not view.compute_vm or not view.compute_vm_stopped:
+        return []
+    if (member or {}).get("state") == MEMBER_ERROR:
         return []
     vm_state, vm = computevm.state(pool, view.compute_vm, view.ref)
     cvm = _compute_vm_params(view, vm)
@@ -480,6 +487,13 @@ def _member_compute_vm_steps(pool, view, master):
             cvm, where="pool", host_ref=view.ref, master=master))]
     return [Step(COMPUTE_VM_RUNNING, view.name, params=dict(
         cvm, state=vm_state))]
+
+
+def _compute_vm_owed(pool, view):
+    """poolmgr stopped the member's compute VM and it is still halted."""
+    return bool(view.compute_vm and view.compute_vm_stopped) and \
+        computevm.state(pool, view.compute_vm, view.ref)[0] == \
+        computevm.HALTED
 
 
 def _eject_compute_host_steps(pool, view, master, mode):

@@ -174,6 +174,24 @@ def test_software_version_mismatch_preflight_sees_leaves_the_vm_running(
     assert s.calls("VM.clean_shutdown") == []
 
 
+def test_a_start_xapi_refuses_parks_the_member_and_retry_starts_it(sim,
+                                                                    conf):
+    s = sim(2)
+    s.fail_next(1, "VM.start_on", code="HOST_NOT_ENOUGH_FREE_MEMORY",
+                params=["4294967296", "1073741824"])
+    names, _ = _pool(s, conf)
+    member = es.members(1)[names[1]]
+    assert member["state"] == "error"
+    assert member["error_code"] == "HOST_NOT_ENOUGH_FREE_MEMORY"
+    assert vm(s, 1)["power_state"] == "Halted"
+    assert len(s.calls("VM.start_on")) == 1
+    db_api.retry_pool(1, names[1])
+    assert es.engine(conf).reconcile_pool(1).converged
+    assert runs_on_its_host(s, 1)
+    assert len(s.calls("pool.join")) == 1
+    assert host_row(names[1])["compute_vm_stopped_at"] is None
+
+
 def test_a_guest_ignoring_clean_shutdown_is_hard_shut_down(sim, conf):
     s = sim(2)
     s.set_clean_shutdown_delay(s.hosts[1]["compute_vm_uuid"], 60)

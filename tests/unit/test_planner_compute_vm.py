@@ -169,3 +169,10 @@ def test_every_compute_vm_step_describes_itself():
         assert step.describe("h1")
         if step.kind in planner.COMPUTE_VM_KINDS:
             assert "nova-compute-h2" in step.describe("h1")
+
+
+def test_member_in_error_after_a_refused_start_is_left_for_retry():
+    observed, _ = _member_with_compute_vm("Halted", stopped=True)
+    steps = _plan(observed, {"h1": {"state": "active"},
+                             "h2": {"state": "error"}})
+    assert steps == []
