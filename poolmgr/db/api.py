@@ -117,6 +117,11 @@ def _configure(options):
             pass
 
 
+def is_configured():
+    """True once configure() pointed this module at a database."""
+    return _CONTEXT is not None
+
+
 def _context():
     if _CONTEXT is None:
         raise RuntimeError("poolmgr.db.api.configure() was not called")

@@ -41,6 +41,9 @@ def inventory_pins(url):
     # connection is made, so every SessionCache (engine, host check, pool
     # plan) honours them without its callers passing them along.
     from poolmgr.db import api as db_api
+    if not db_api.is_configured():
+        # No inventory, hence no pins: CA verification, the stricter rule.
+        return frozenset()
     return db_api.pins_for_address(urllib.parse.urlsplit(url).hostname)
 
 
