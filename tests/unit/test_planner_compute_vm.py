@@ -176,3 +176,30 @@ def test_member_in_error_after_a_refused_start_is_left_for_retry():
     steps = _plan(observed, {"h1": {"state": "active"},
                              "h2": {"state": "error"}})
     assert steps == []
+
+
+def test_killed_between_the_mark_and_the_shutdown_shuts_down_again():
+    observed, _ = _pool_with_joiner("Running", stopped=True)
+    assert _kinds(_plan(observed))[:3] == [
+        ("preflight", "h2"), ("stop_compute_vm", "h2"),
+        ("join_compute_host", "h2")]
+
+
+def _leaving_halted(mode):
+    observed, _ = _member_with_compute_vm("Halted", stopped=False)
+    observed.eject_compute_vm = mode
+    return planner.plan_pool_changes(
+        _desired(["h1"]), observed,
+        {"h1": {"state": "active"}, "h2": {"state": "active"}})
+
+
+def test_killed_between_the_eject_shutdown_and_the_eject_ejects_once():
+    steps = _leaving_halted(computevm.EJECT_SHUTDOWN)
+    assert _kinds(steps) == [("eject_compute_host", "h2"),
+                             ("wait_standalone", "h2")]
+    assert steps[0].params["running"] is False
+
+
+def test_a_halted_compute_vm_still_refuses_the_eject_by_default():
+    steps = _leaving_halted(computevm.EJECT_REFUSE)
+    assert _kinds(steps) == [("refuse_eject_compute_vm", "h2")]
