@@ -137,3 +137,24 @@ def test_check_fails_when_xapi_has_no_such_vm(config_file, sim):
                     "json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["compute_vm"].startswith("missing")
+
+
+def test_check_of_a_pool_member_reads_its_compute_vm_on_the_master(
+        config_file, sim):
+    from tests.simulator.sim_client import join
+    host = sim.hosts[1]
+    alone = login(host)
+    alone.xenapi.VM.clean_shutdown(
+        alone.xenapi.VM.get_by_uuid(host["compute_vm_uuid"]))
+    master = join(sim, host, sim.hosts[0])
+    master.xenapi.VM.start_on(
+        master.xenapi.VM.get_by_uuid(host["compute_vm_uuid"]),
+        master.xenapi.host.get_by_uuid(host["uuid"]), False, False)
+    manage(config_file, "host", "register", "compute2", host["url"],
+           "--compute-vm", host["compute_vm_uuid"])
+    result = manage(config_file, "host", "check", "compute2", "--format",
+                    "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["role"] == "slave"
+    assert report["compute_vm"] == "running on this host"
