@@ -95,8 +95,11 @@ def deletion_event(aggregate_id, started_at):
 def newer_than(agg, started_at):
     """True when the mirror knows something about ``agg`` after the listing
     started (then its absence from the listing proves nothing)."""
-    stamps = [agg.get("last_event_at"), agg.get("created_at")]
-    return any(s is not None and s >= started_at for s in stamps)
+    # NOTE(clock): Nova's timestamps only, never poolmgr's own (created_at):
+    # a notification stamped before the listing started is of a change Nova
+    # had committed, so the listing would show the aggregate if it existed.
+    last = agg.get("last_event_at")
+    return last is not None and last >= started_at
 
 
 def describe(before, after):

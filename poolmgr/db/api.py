@@ -186,6 +186,20 @@ def _apply_stamped(stamps, key, present, ts, value=None, pos=0):
             or (present and current.get("value") != value))
 
 
+# NOTE(snapshot): a full snapshot (versioned notification, API listing)
+# says every host and key it does not list is absent at its time, including
+# ones not heard of yet. The newest snapshot's time is kept as a tombstone
+# under a key no Nova host name or metadata key can be (both are at least
+# one character), so an older delta about an unseen host or key, delivered
+# late, cannot bring it back.
+_SNAPSHOT = ""
+
+
+def _unseen_is_absent(stamps, key, ts, marker_ts):
+    if key not in stamps and marker_ts is not None and marker_ts > ts:
+        stamps[key] = {"ts": marker_ts, "present": False}
+
+
 def _derive(agg):
     stamps = agg.host_stamps
     snaps = [e["snap"] for e in stamps.values()
@@ -233,9 +247,12 @@ def merge_event(agg, event):
         # whatever order the stream arrives in.
         agg.deleted = True
         changed = True
+    host_marker = (host_stamps.get(_SNAPSHOT) or {}).get("ts")
+    meta_marker = (meta_stamps.get(_SNAPSHOT) or {}).get("ts")
     if event.hosts is not None:
         payload = list(event.hosts)
-        for key in set(host_stamps) | set(payload):
+        for key in set(host_stamps) | set(payload) | {_SNAPSHOT}:
+            _unseen_is_absent(host_stamps, key, ts, host_marker)
             present = key in payload
             changed |= _apply_stamped(host_stamps, key, present, ts,
                                       value=True,
@@ -248,16 +265,19 @@ def merge_event(agg, event):
                 host_stamps[key] = entry
     elif event.host is not None and event.kind in (events.ADD_HOST,
                                                    events.REMOVE_HOST):
+        _unseen_is_absent(host_stamps, event.host, ts, host_marker)
         changed |= _apply_stamped(host_stamps, event.host,
                                   event.kind == events.ADD_HOST, ts,
                                   value=True)
     if event.metadata is not None:
-        for key in set(meta_stamps) | set(event.metadata):
+        for key in set(meta_stamps) | set(event.metadata) | {_SNAPSHOT}:
+            _unseen_is_absent(meta_stamps, key, ts, meta_marker)
             present = key in event.metadata
             changed |= _apply_stamped(meta_stamps, key, present, ts,
                                       value=event.metadata.get(key))
     elif event.metadata_delta:
         for key, value in event.metadata_delta.items():
+            _unseen_is_absent(meta_stamps, key, ts, meta_marker)
             changed |= _apply_stamped(meta_stamps, key, value is not None,
                                       ts, value=value)
     agg.host_stamps = host_stamps
@@ -308,6 +328,40 @@ def _touch_pool(session, agg, now, cause):
         pool.state = POOL_CREATED
     pool.due_at = now
     pool.updated_at = now
+
+
+def _touch_pools(session, aggs, now):
+    """_touch_pool for ``{aggregate_id: agg}``, in a few statements.
+
+    NOTE(round-trips): the intake touches several pools per batch; one
+    locking read, one UPDATE and one INSERT for all of them instead of a
+    read and a write each is what keeps a batch's transaction short.
+    """
+    if not aggs:
+        return
+    ids = sorted(aggs)
+    states = dict(session.execute(
+        sa.select(models.Pool.aggregate_id, models.Pool.state).where(
+            models.Pool.aggregate_id.in_(ids)).order_by(
+            models.Pool.aggregate_id).with_for_update()).all())
+    new = [dict(aggregate_id=i, state=POOL_CREATED, generation=0,
+                reasons=["not reconciled yet"], live_migration_ready=False,
+                attempts=0, created_at=now, updated_at=now, due_at=now)
+           for i in ids if i not in states and _is_pool(aggs[i])]
+    revived = [i for i, state in states.items()
+               if state == POOL_DISMISSED and _is_pool(aggs[i])]
+    if states:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id.in_(sorted(states))).values(
+            due_at=now, updated_at=now).execution_options(
+            synchronize_session=False))
+    if revived:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id.in_(revived)).values(
+            state=POOL_CREATED).execution_options(
+            synchronize_session=False))
+    if new:
+        session.execute(sa.insert(models.Pool), new)
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
@@ -981,8 +1035,7 @@ def _record_events_once(batch):
             outcomes[index] = row["outcome"]
             rows.append(row)
         session.flush()
-        for agg, cause in touched.values():
-            _touch_pool(session, agg, now, cause)
+        _touch_pools(session, {a.id: a for a, _ in touched.values()}, now)
         if rows:
             session.execute(sa.insert(models.Notification), rows)
         counts = {}
