@@ -28,15 +28,16 @@ def sim(mysql_url, simulator):
 def xapi_pool(s, index):
     """(name_label, master uuid, sorted member uuids) as xapi reports them."""
     session = XenAPI.Session(s.hosts[index]["url"])
+    password = s.world.password
     try:
-        session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "t")
+        session.xenapi.login_with_password("root", password, "1.0", "t")
     except XenAPI.Failure as exc:
         if exc.details[0] != "HOST_IS_SLAVE":
             raise
         session = XenAPI.Session("http://%s:%s/" % (
             exc.details[1], s.hosts[index]["url"].rsplit(":", 1)[1]
             .strip("/")))
-        session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "t")
+        session.xenapi.login_with_password("root", password, "1.0", "t")
     try:
         pool = list(session.xenapi.pool.get_all_records().values())[0]
         hosts = session.xenapi.host.get_all_records()
@@ -134,3 +135,50 @@ def test_host_of_an_unmanaged_aggregate_pool_is_not_claimed(sim):
     es.want(2, "pool-b", names)
     assert until_converged(engine, 2).converged
     assert db_api.get_pool(2)["state"] == "active"
+
+
+DAEMON = ("[reconciler]\npoll_interval = 0.2\nlease_time = 5\n"
+          "retry_initial_backoff = 0.1\nretry_max_backoff = 1\n"
+          "resync_interval = 1\nwait_poll_interval = 0.2\n")
+
+
+def test_overlap_through_the_daemon_over_five_resyncs(sim, bus,
+                                                      daemon_factory):
+    # The issue's reproduction as an operator ran it: Nova's notifications
+    # over RabbitMQ, the daemon, 4 hosts.
+    from tests.functional import daemon_support as support
+    s = sim(4, password=support.XAPI_SECRET)
+    names = es.register(s)
+    daemon_factory(extra=DAEMON).start()
+    nova = bus.nova()
+    agg1 = nova.create_aggregate("pool-a")
+    nova.set_metadata(agg1, {"hypervisor_pool": "true"})
+    for host in names[:2]:
+        nova.add_host(agg1, host)
+    support.wait_for(lambda: (db_api.get_pool(agg1) or {}).get("state")
+                     == "active", timeout=60, what="pool-a active")
+    before = xapi_pool(s, 0)
+    agg2 = nova.create_aggregate("pool-c")
+    nova.set_metadata(agg2, {"hypervisor_pool": "true"})
+    for host in (names[0], names[2]):
+        nova.add_host(agg2, host)
+    support.wait_for(lambda: es.members(agg2).get("cmp-1", {}).get("state")
+                     == "error", timeout=60, what="pool-c's cmp-1 in error")
+    seen = {agg1: set(), agg2: set()}
+
+    def five_resyncs_each():
+        for agg in seen:
+            seen[agg].add(db_api.get_pool(agg)["last_reconciled_at"])
+        assert xapi_pool(s, 0) == before
+        member = es.members(agg2)["cmp-1"]
+        assert member["state"] == "error"
+        assert "aggregate %d (pool-a)" % agg1 in " ".join(
+            member["error_params"])
+        return all(len(stamps) >= 6 for stamps in seen.values())
+
+    support.wait_for(five_resyncs_each, timeout=60, interval=0.3,
+                     what="five resync passes of each aggregate")
+    assert db_api.get_pool(agg1)["state"] == "active"
+    assert not [o for o in es.journal(agg1)
+                if o["kind"] == "set_name_label"][1:]
+    assert es.calls(s, "pool.join", s.hosts[2]) == []
