@@ -397,13 +397,7 @@ class AggregateEndpoint:
         for at most ``counter_interval`` loses at most that much counting
         if the worker is killed.
         """
-        with self._skipped_lock:
-            self._skipped += count
-            if self._flush_timer is None:
-                self._flush_timer = threading.Timer(self.counter_interval,
-                                                    self.flush_counters)
-                self._flush_timer.daemon = True
-                self._flush_timer.start()
+        self._add_skipped(count)
 
     def flush_counters(self):
         """Write the skipped count now (also on shutdown)."""
@@ -423,7 +417,18 @@ class AggregateEndpoint:
                 return
             LOG.debug("Database unavailable; %d skipped messages counted "
                       "later", count)
-            self.skip(count)
+            # NOTE(recount): back into the pending count, not through
+            # skip(): these messages were counted as seen once already.
+            self._add_skipped(count)
+
+    def _add_skipped(self, count):
+        with self._skipped_lock:
+            self._skipped += count
+            if self._flush_timer is None:
+                self._flush_timer = threading.Timer(self.counter_interval,
+                                                    self.flush_counters)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
 
     def info(self, messages):
         """Batch entry point: HANDLED, or REQUEUE for the whole batch."""
@@ -546,9 +551,15 @@ class AggregateEndpoint:
         return HANDLED, db_api.REJECTED
 
     def _requeue(self, message_id, what, exc):
-        LOG.warning("Database unavailable (%s); requeueing %s %s in %.1fs",
-                    type(exc).__name__, _describe(what),
-                    _describe(message_id, 64) or "", self.requeue_delay)
+        # NOTE(code): the driver's error code says which failure it was
+        # (2003 refused, 2013 lost, 1049 no database) without its text.
+        orig = getattr(getattr(exc, "inner_exception", exc), "orig", None)
+        args = getattr(orig, "args", None) or (None,)
+        code = args[0] if isinstance(args[0], int) else None
+        LOG.warning("Database unavailable (%s%s); requeueing %s %s in %.1fs",
+                    type(exc).__name__, "" if code is None else " %d" % code,
+                    _describe(what), _describe(message_id, 64) or "",
+                    self.requeue_delay)
         # NOTE(requeue): a requeued message goes back to the head of the
         # queue and is redelivered at once; without this pause a database
         # outage would turn the intake into a busy loop.

@@ -104,3 +104,33 @@ def test_rejected_junk_event_types_share_one_counter(mysql_url):
                          for n in range(5)])
     assert db_api.notification_counts() == {
         ("other", db_api.REJECTED): 5}
+
+
+def _flag(message_id, aggregate_id, value="true"):
+    return {"message_id": message_id, "priority": "INFO",
+            "publisher_id": "aggregate.%d" % aggregate_id,
+            "event_type": "aggregate.updatemetadata.end",
+            "timestamp": "2026-12-01 06:57:%02d.000000" % int(
+                message_id.rsplit("-", 1)[1]),
+            "payload": {"aggregate_id": aggregate_id,
+                        "meta_data": {"hypervisor_pool": value}}}
+
+
+def test_one_batch_creates_the_pools_of_newly_flagged_aggregates(mysql_url):
+    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    _dispatch(endpoint, [_flag("f-1", 1), _flag("f-2", 2),
+                         _aggregate_message("a-3", aggregate_id=3)])
+    pools = {p["aggregate_id"]: p for p in db_api.list_pools()}
+    assert sorted(pools) == [1, 2]
+    assert {p["state"] for p in pools.values()} == {db_api.POOL_CREATED}
+    assert all(p["due_at"] is not None for p in pools.values())
+
+
+def test_a_dismissed_pool_flagged_again_is_created_and_due(mysql_url):
+    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    _dispatch(endpoint, [_flag("f-1", 1)])
+    db_api.update_pool(1, state=db_api.POOL_DISMISSED, due_at=None)
+    _dispatch(endpoint, [_flag("f-2", 1, "false"), _flag("f-3", 1)])
+    pool = db_api.get_pool(1)
+    assert pool["state"] == db_api.POOL_CREATED
+    assert pool["due_at"] is not None
