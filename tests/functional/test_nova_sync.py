@@ -243,6 +243,15 @@ def test_metadata_follows_joins_ejects_and_dismissal_without_a_loop(
             "metadata"]) == left, timeout=90, what="compute2's key removed")
         assert _members(agg)["compute2"] == db_api.MEMBER_REMOVED
 
+        # Hand-over: the master leaves, compute3 takes over.
+        nova.remove_host(agg, "compute1")
+        support.wait_for(lambda: _owned(nova.get_aggregate(agg)[
+            "metadata"]) == {"operational_state": "active",
+                             "master_compute": "compute3",
+                             "compute3": uuids["compute3"]},
+            timeout=120, what="compute3 the master in Nova")
+        assert sim.role("xs03") == "master"
+
         nova.set_metadata(agg, {events.POOL_FLAG: None})
         support.wait_for(lambda: nova.get_aggregate(agg)["metadata"] == {
             "operational_state": "dismissed", "note": "operator's own"},
