@@ -1,20 +1,28 @@
-"""buildout_ratio and rss_mb: 100 aggregates x 5 hosts through the daemon.
+"""buildout_ratio and rss_mb: aggregates built into pools through the daemon.
 
-The real daemon (``poolmgr --config-file F``: intake + reconciler workers)
-runs as a subprocess against RabbitMQ and a fresh MySQL database; 500
-simulated XenServer hosts (``--join-delay 1``) run in this process. Nova's
-notifications (versioned and legacy, as ``notification_format = both``)
-create 100 aggregates flagged ``hypervisor_pool`` and add 5 hosts to each.
+The real daemon (``poolmgr --config-file F``: intake + reconciler workers,
+**default** thread counts) runs as a subprocess against RabbitMQ and a
+fresh MySQL database; the simulated XenServer hosts (``--join-delay 1``)
+run in this process, and the first host of every pool has a shared NFS SR,
+so every join includes the PBD that xapi plugs on the new member and the
+readiness check. Nova's notifications (versioned and legacy) create the
+aggregates flagged ``hypervisor_pool`` and add the hosts.
+
+Two sizes: 100 aggregates x 5 hosts, and 10 x 16 (XO users join 16 hosts
+into one pool).
 
 - makespan: from the first notification to every pool ``active`` with all
-  five members ``active``;
-- single join latency: one pool of 2 hosts reconciled alone by the engine
-  (observe, rename, pool.join, wait until live and enabled);
-- buildout_ratio = makespan / (4 joins x single join latency). Goal <= 1.2.
-- rss_mb: peak RSS of the daemon's processes (master + workers, summed)
-  sampled every 0.2 s during the build-out. Goal < 150 MB. The peak PSS
-  (shared pages split between the processes) and the largest single
-  process are in the details.
+  members ``active``;
+- single join latency: measured in the same run, before the build-out, on
+  two spare simulated hosts with a shared SR: from the pool.join call
+  (XenAPI, no poolmgr) to the master listing the member live with its PBD
+  plugged (event.from long-poll);
+- buildout_ratio = makespan / ((hosts per pool - 1) x single join latency),
+  the critical path of a pool's serial joins. Goal <= 1.2.
+- rss_mb: peak of the daemon's processes' RSS summed (master + workers),
+  sampled every 0.2 s during the 100 x 5 build-out. Goal < 150 MB. The
+  details have the peak PSS (shared pages split between the processes) and
+  each process's own peak, by process title.
 """
 
 import os
@@ -33,16 +41,15 @@ import psutil
 import common
 from poolmgr.db import api as db_api
 from poolmgr import fakenova
+from poolmgr import readiness
 from poolmgr.simulator import Simulator
 from poolmgr import service
+from poolmgr.xenapi import operations
+from poolmgr.xenapi import session as xsession
 
-AGGREGATES = 100
-HOSTS_PER_POOL = 5
+SIZES = ((100, 5), (10, 16))
 JOIN_DELAY = 1.0
 PASSWORD = "bench-xapi-secret"
-# NOTE(threads): every pool is built in parallel only if the reconciler
-# has a thread per pool; the figure is measured with this setting.
-RECONCILER_THREADS = 100
 
 
 def _poolmgr():
@@ -50,7 +57,7 @@ def _poolmgr():
     return str(found) if found.exists() else shutil.which("poolmgr")
 
 
-def _config(path, names, url, threads):
+def _config(path, names, url):
     path.write_text(textwrap.dedent("""\
         [DEFAULT]
         transport_url = {rabbit}
@@ -70,13 +77,12 @@ def _config(path, names, url, threads):
         connection_password = {password}
         call_timeout = 30
         [reconciler]
-        threads = {threads}
         poll_interval = 0.5
         lease_time = 30
         resync_interval = 3600
         """).format(rabbit=common.RABBIT_URL, db=url,
                     exchange=names.exchange, topics=",".join(names.topics),
-                    pool=names.pool, password=PASSWORD, threads=threads))
+                    pool=names.pool, password=PASSWORD))
 
 
 class RssSampler(threading.Thread):
@@ -88,19 +94,27 @@ class RssSampler(threading.Thread):
         self.interval = interval
         self.peak_rss = self.peak_pss = self.peak_single = 0
         self.processes = 0
+        self.by_title = {}      # process title -> {"rss_mb", "pss_mb"}
         self.stop_event = threading.Event()
 
     def sample(self):
         procs = [self.root] + self.root.children(recursive=True)
         rss = pss = single = 0
+        mb = 1024.0 * 1024.0
         for proc in procs:
             try:
                 info = proc.memory_full_info()
+                title = " ".join(proc.cmdline())[:60]
             except (psutil.Error, OSError):
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
             single = max(single, info.rss)
+            peak = self.by_title.setdefault(title, {"rss_mb": 0.0,
+                                                    "pss_mb": 0.0})
+            peak["rss_mb"] = max(peak["rss_mb"], round(info.rss / mb, 1))
+            peak["pss_mb"] = max(peak["pss_mb"], round(
+                getattr(info, "pss", info.rss) / mb, 1))
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         self.peak_single = max(self.peak_single, single)
@@ -112,31 +126,38 @@ class RssSampler(threading.Thread):
             self.stop_event.wait(self.interval)
 
 
-def single_join_latency(conf_file):
-    """Seconds for the engine to build a 2-host pool (one join) alone."""
-    from poolmgr import engine as pool_engine
+def single_join_latency():
+    """Seconds from pool.join to the member live with its shared-SR PBD.
+
+    Two spare simulated hosts, the first with a shared SR; the join is made
+    with the XenAPI client directly (no poolmgr), and the master is
+    followed with event.from until the new member is complete.
+    """
     sim = Simulator(hosts=2, port=0, address_base=230, password=PASSWORD,
                     join_delay=JOIN_DELAY, eject_delay=JOIN_DELAY).start()
     try:
-        for i, host in enumerate(sim.hosts):
-            db_api.register_host("probe-%d" % i, host["url"])
-        db_api.put_aggregate(10 ** 6, "probe", ["probe-0", "probe-1"],
-                             {"hypervisor_pool": "true"})
-        conf = service.prepare_service(["--config-file", str(conf_file)],
-                                       setup_logging=False)
-        engine = pool_engine.Engine(conf, owner="bench-probe")
+        master, joiner = sim.hosts
+        sim.create_shared_sr(master["name_label"], "probe-nfs", "nfs")
+        on_master = xsession.XapiSession(master["url"], "root", PASSWORD)
+        on_joiner = xsession.XapiSession(joiner["url"], "root", PASSWORD,
+                                         follow_master=False)
+        feed = operations.PoolFeed()
+        feed.read(on_master)
+        on_joiner.login()
         start = time.monotonic()
-        result = engine.reconcile_pool(10 ** 6)
-        elapsed = time.monotonic() - start
-        if not result.converged:
-            raise RuntimeError("probe pool did not converge: %s" % result)
-        db_api.update_pool(10 ** 6, due_at=None)
-        return elapsed
+        operations.join_pool(on_joiner, master["address"], "root", PASSWORD)
+        while True:
+            snap = feed.read(on_master, timeout=1.0)
+            ref = snap.host_ref_by_uuid(joiner["uuid"])
+            if ref is not None and readiness.member_complete(snap, ref):
+                return time.monotonic() - start
+            if time.monotonic() - start > 60:
+                raise RuntimeError("the probe join did not complete")
     finally:
         sim.stop()
 
 
-def _all_active(expected):
+def _all_active(expected, hosts_per_pool):
     pools = {p["aggregate_id"]: p["state"] for p in db_api.list_pools()}
     if sum(1 for a in expected if pools.get(a) == "active") < len(expected):
         return False
@@ -145,11 +166,14 @@ def _all_active(expected):
         if member["state"] == "active":
             active[member["aggregate_id"]] = active.get(
                 member["aggregate_id"], 0) + 1
-    return all(active.get(a, 0) == HOSTS_PER_POOL for a in expected)
+    return all(active.get(a, 0) == hosts_per_pool for a in expected)
 
 
-def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
-            timeout=600):
+def measure(aggregates=100, hosts_per_pool=5, timeout=900,
+            source="notifications"):
+    """One build-out. ``source``: "notifications" (Nova's, through RabbitMQ
+    and the intake) or "mirror" (the whole desired state written into the
+    database at once, as a Nova API sync would: the engine alone)."""
     names = common.Names("pmbench_buildout")
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pmbench-"))
     sim = None
@@ -158,10 +182,10 @@ def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
     try:
         with common.scratch_database() as url:
             conf_file = workdir / "poolmgr.conf"
-            _config(conf_file, names, url, threads)
-            latency = single_join_latency(conf_file)
+            _config(conf_file, names, url)
+            latency = single_join_latency()
             t0 = time.monotonic()
-            sim = Simulator(hosts=aggregates * HOSTS_PER_POOL, port=0,
+            sim = Simulator(hosts=aggregates * hosts_per_pool, port=0,
                             password=PASSWORD, join_delay=JOIN_DELAY,
                             eject_delay=JOIN_DELAY).start()
             sim_start = time.monotonic() - t0
@@ -170,6 +194,11 @@ def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
                 name = "cmp-%04d" % i
                 db_api.register_host(name, host["url"])
                 hosts.append(name)
+                if i % hosts_per_pool == 0:
+                    # The pool's first host becomes its master: the shared
+                    # SR every member must see (readiness, PBD path).
+                    sim.create_shared_sr(host["name_label"],
+                                         "nfs-%04d" % i, "nfs")
             log = open(workdir / "poolmgr.log", "wb")
             proc = subprocess.Popen([_poolmgr(), "--config-file",
                                      str(conf_file)], stdout=log,
@@ -186,6 +215,7 @@ def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
             sampler.sample()
             idle_rss = sampler.peak_rss
             sampler.start()
+            cpu_before = _cpu_seconds(proc.pid)
             conf = service.build_conf()
             conf([], project="poolmgr", default_config_files=[])
             conf.set_override("control_exchange", names.exchange)
@@ -198,21 +228,35 @@ def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
                                      versioned_topics=[names.versioned_topic])
             start = time.monotonic()
             ids = []
-            for n in range(aggregates):
-                agg = nova.create_aggregate("pool-%03d" % n)
-                nova.set_metadata(agg, {"hypervisor_pool": "true"})
-                ids.append(agg)
-            for h in range(HOSTS_PER_POOL):
-                for n, agg in enumerate(ids):
-                    nova.add_host(agg, hosts[n * HOSTS_PER_POOL + h])
+            if source == "mirror":
+                for n in range(aggregates):
+                    ids.append(1000 + n)
+                    db_api.put_aggregate(
+                        ids[-1], "pool-%03d" % n,
+                        hosts[n * hosts_per_pool:(n + 1) * hosts_per_pool],
+                        {"hypervisor_pool": "true"})
+            else:
+                for n in range(aggregates):
+                    agg = nova.create_aggregate("pool-%03d" % n)
+                    nova.set_metadata(agg, {"hypervisor_pool": "true"})
+                    ids.append(agg)
+                for h in range(hosts_per_pool):
+                    for n, agg in enumerate(ids):
+                        nova.add_host(agg, hosts[n * hosts_per_pool + h])
             published = time.monotonic() - start
-            common.wait_for(lambda: _all_active(ids), timeout=timeout,
-                            interval=0.2, what="every pool to be active")
+            common.wait_for(lambda: _all_active(ids, hosts_per_pool),
+                            timeout=timeout, interval=0.2,
+                            what="every pool to be active")
             makespan = time.monotonic() - start
+            cpu = {k: round(v - cpu_before.get(k, 0.0), 1)
+                   for k, v in _cpu_seconds(proc.pid).items()}
             sampler.stop_event.set()
             sampler.join()
             joins = len(sim.calls("pool.join"))
+            master_calls = len(sim.call_log)
             notifications = len(nova.sent)
+            ready = sum(1 for p in db_api.list_pools()
+                        if p["live_migration_ready"])
     finally:
         if transport is not None:
             transport.cleanup()
@@ -226,7 +270,7 @@ def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
             sim.stop()
         names.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
-    bound = (HOSTS_PER_POOL - 1) * latency
+    bound = (hosts_per_pool - 1) * latency
     mb = 1024.0 * 1024.0
     return {"makespan_s": round(makespan, 2),
             "single_join_latency_s": round(latency, 3),
@@ -234,30 +278,78 @@ def measure(aggregates=AGGREGATES, threads=RECONCILER_THREADS,
             "ratio": makespan / bound,
             "publish_s": round(published, 2),
             "notifications": notifications, "pool_join_calls": joins,
-            "aggregates": aggregates, "hosts": aggregates * HOSTS_PER_POOL,
-            "join_delay_s": JOIN_DELAY, "reconciler_threads": threads,
+            "xapi_calls": master_calls,
+            "pools_live_migration_ready": ready,
+            "source": source,
+            "aggregates": aggregates, "hosts_per_pool": hosts_per_pool,
+            "hosts": aggregates * hosts_per_pool,
+            "join_delay_s": JOIN_DELAY, "reconciler_threads": "default",
             "simulator_start_s": round(sim_start, 2),
             "peak_rss_mb": round(sampler.peak_rss / mb, 1),
             "peak_pss_mb": round(sampler.peak_pss / mb, 1),
             "peak_single_process_rss_mb": round(sampler.peak_single / mb, 1),
             "idle_rss_mb": round(idle_rss / mb, 1),
-            "daemon_processes": sampler.processes}
+            "daemon_processes": sampler.processes,
+            "by_process": sampler.by_title,
+            "cpu_s_during_build": cpu}
 
 
-def run(results, scale=1.0):
-    aggregates = max(2, int(AGGREGATES * scale))
-    figures = measure(aggregates)
-    ratio = figures.pop("ratio")
-    results.add("buildout_ratio", round(ratio, 3), "x bound", ("<=", 1.2),
-                details=figures)
-    results.add("rss_mb", figures["peak_rss_mb"], "MB", ("<", 150),
-                details={k: figures[k] for k in (
-                    "peak_pss_mb", "peak_single_process_rss_mb",
-                    "idle_rss_mb", "daemon_processes")})
-    print("   %d pools x %d hosts: makespan %.1fs, single join %.2fs, "
-          "%d joins; peak RSS %.0f MB (PSS %.0f MB, largest process %.0f MB)"
-          % (figures["aggregates"], HOSTS_PER_POOL, figures["makespan_s"],
-             figures["single_join_latency_s"], figures["pool_join_calls"],
-             figures["peak_rss_mb"], figures["peak_pss_mb"],
-             figures["peak_single_process_rss_mb"]))
+def _cpu_seconds(daemon_pid):
+    """CPU seconds so far: each daemon process, this process (the
+    simulator and Nova's publisher), MariaDB."""
+    found = {}
+    root = psutil.Process(daemon_pid)
+    procs = [("daemon " + " ".join(p.cmdline())[9:40], p)
+             for p in [root] + root.children(recursive=True)]
+    procs.append(("benchmark (simulator, publisher)", psutil.Process()))
+    procs += [("mariadb", p) for p in psutil.process_iter(["name"])
+              if p.info["name"] in ("mariadbd", "mysqld")]
+    for name, proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        found[name] = found.get(name, 0.0) + times.user + times.system
+    return found
+
+
+# (aggregates, hosts per pool, source, figure name)
+RUNS = ((100, 5, "notifications", "buildout_ratio"),
+        (100, 5, "mirror", "buildout_ratio_mirror"),
+        (10, 16, "notifications", "buildout_ratio_10x16"))
+
+
+def run(results, scale=1.0, runs=RUNS):
+    """Every run in ``runs``; ``scale`` shrinks the number of pools."""
+    figures = {}
+    for aggregates, hosts_per_pool, source, name in runs:
+        aggregates = max(2, int(aggregates * scale))
+        found = measure(aggregates, hosts_per_pool, source=source)
+        figures[name] = found
+        ratio = found.pop("ratio")
+        results.add(name, round(ratio, 3), "x bound", ("<=", 1.2),
+                    details=found)
+        if "rss_mb" not in results:
+            results.add("rss_mb", found["peak_rss_mb"], "MB", ("<", 150),
+                        details={k: found[k] for k in (
+                            "aggregates", "hosts", "peak_pss_mb",
+                            "peak_single_process_rss_mb", "idle_rss_mb",
+                            "daemon_processes", "by_process")})
+        print("   %d pools x %d hosts (%s): makespan %.1fs (publishing "
+              "%.1fs), single join %.2fs, bound %.1fs, ratio %.2f, %d joins, "
+              "%d pools ready; peak RSS %.0f MB (PSS %.0f MB, largest process "
+              "%.0f MB)"
+              % (aggregates, hosts_per_pool, source, found["makespan_s"],
+                 found["publish_s"], found["single_join_latency_s"],
+                 found["critical_path_bound_s"], ratio,
+                 found["pool_join_calls"],
+                 found["pools_live_migration_ready"], found["peak_rss_mb"],
+                 found["peak_pss_mb"], found["peak_single_process_rss_mb"]),
+              flush=True)
+        for title, peak in sorted(found["by_process"].items()):
+            print("     %-60s RSS %6.1f MB  PSS %6.1f MB" % (
+                title, peak["rss_mb"], peak["pss_mb"]))
+        print("     CPU seconds during the build: %s" % ", ".join(
+            "%s %.1f" % kv for kv in sorted(
+                found["cpu_s_during_build"].items())))
     return figures

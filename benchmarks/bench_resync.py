@@ -1,15 +1,21 @@
-"""resync_calls_per_pool: what a drift check of converged pools costs xapi.
+"""resync_calls_per_pool, resync_bytes_per_pool: a drift check of converged
+pools, as the daemon's periodic resync runs it.
 
 100 pools of 3 simulated hosts are built by the engine (in-process, real
-MySQL, the simulator over real XML-RPC). Then every pool is made due and
-one resync pass runs over all of them, as the daemon's periodic resync
-does: the engine that built them keeps its sessions (steady state).
+MySQL, the simulator over real XML-RPC); then every member gets 50 running
+VMs (150 per pool). The engine that built them keeps its sessions and its
+event.from feeds (steady state). One resync pass over every pool catches
+up with the VMs (a delta with 150 VM records per pool); the next pass is
+the steady state the figures describe:
 
-- resync_calls_per_pool: xapi calls the simulator received during the pass
-  (its call log), divided by the number of pools. Goal <= 3.
-- resync_pass_s: the pass's wall time.
-- the same pass with a freshly started engine (a login per pool on top) is
-  in the details.
+- resync_calls_per_pool: xapi calls the simulator received during the
+  steady-state pass (its call log), divided by the number of pools.
+  Goal <= 1.
+- resync_bytes_per_pool: bytes on the wire (client side, at the socket:
+  request and response, headers included) during that pass, per pool.
+  Goal <= 2 KB.
+- details: the catch-up pass, and a freshly started engine (a login and a
+  full read per pool: O(objects), what every resync cost before).
 """
 
 import threading
@@ -20,9 +26,11 @@ from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr.simulator import Simulator
 from poolmgr import service
+import wire
 
 POOLS = 100
 HOSTS_PER_POOL = 3
+VMS_PER_HOST = 50
 PASSWORD = "bench-xapi-secret"
 
 
@@ -64,12 +72,30 @@ def _pass(engine, ids, threads):
     return time.monotonic() - start, len(converged)
 
 
-def measure(pools=POOLS, threads=16):
+def _measured_pass(engine, ids, threads, sim, counter):
+    for agg in ids:
+        db_api.mark_due(agg)
+    sim.reset_call_log()
+    counter.reset()
+    seconds, ok = _pass(engine, ids, threads)
+    calls = list(sim.call_log)
+    methods = {}
+    for call in calls:
+        methods[call.method] = methods.get(call.method, 0) + 1
+    return {"pass_s": round(seconds, 3), "converged": ok,
+            "calls_per_pool": round(len(calls) / len(ids), 2),
+            "bytes_per_pool": round(counter.total / len(ids)),
+            "bytes_sent_per_pool": round(counter.sent / len(ids)),
+            "calls_by_method": methods}
+
+
+def measure(pools=POOLS, threads=16, vms_per_host=VMS_PER_HOST):
     sim = Simulator(hosts=pools * HOSTS_PER_POOL, port=0, password=PASSWORD,
                     join_delay=0.05, eject_delay=0.05)
     sim.start()
+    counter = wire.ByteCounter([h["url"] for h in sim.hosts])
     try:
-        with common.scratch_database():
+        with common.scratch_database(), counter.counting():
             conf = _conf(threads)
             names = []
             for i, host in enumerate(sim.hosts):
@@ -86,48 +112,47 @@ def measure(pools=POOLS, threads=16):
             if built != pools:
                 raise RuntimeError("only %d of %d pools converged" % (
                     built, pools))
-            # Steady state: the same engine, its sessions open.
-            for agg in ids:
-                db_api.mark_due(agg)
-            sim.reset_call_log()
-            warm_s, warm_ok = _pass(engine, ids, threads)
-            warm_calls = list(sim.call_log)
-            # A freshly started engine: one login per pool on top.
-            cold = pool_engine.Engine(conf, owner="bench-resync-cold")
-            sim.reset_call_log()
-            cold_s, cold_ok = _pass(cold, ids, threads)
-            cold_calls = list(sim.call_log)
+            for host in sim.hosts:
+                for n in range(vms_per_host):
+                    sim.create_running_vm(host["name_label"],
+                                          "%s-vm-%02d" % (host["name_label"],
+                                                          n))
+            catch_up = _measured_pass(engine, ids, threads, sim, counter)
+            steady = _measured_pass(engine, ids, threads, sim, counter)
+            cold_engine = pool_engine.Engine(conf, owner="bench-resync-cold")
+            cold = _measured_pass(cold_engine, ids, threads, sim, counter)
+            feeds = engine.feeds.stats()
             engine.sessions.close()
-            cold.sessions.close()
+            cold_engine.sessions.close()
     finally:
         sim.stop()
-    methods = {}
-    for call in warm_calls:
-        methods[call.method] = methods.get(call.method, 0) + 1
-    mutating = [c for c in warm_calls + cold_calls
-                if c.method.split(".")[-1].startswith(
-                    ("join", "eject", "set_", "plug", "create",
-                     "designate"))]
     return {"pools": pools, "hosts_per_pool": HOSTS_PER_POOL,
-            "threads": threads, "build_s": round(build_s, 2),
-            "calls_per_pool": len(warm_calls) / pools,
-            "pass_s": round(warm_s, 3), "converged": warm_ok,
-            "calls_by_method": methods,
-            "cold_calls_per_pool": round(len(cold_calls) / pools, 2),
-            "cold_pass_s": round(cold_s, 3), "cold_converged": cold_ok,
-            "mutating_calls_in_resync": len(mutating)}
+            "vms_per_pool": HOSTS_PER_POOL * vms_per_host, "threads": threads,
+            "build_s": round(build_s, 2), "steady": steady,
+            "catch_up_after_vms": catch_up, "cold_engine": cold,
+            "feeds": feeds}
 
 
 def run(results, scale=1.0):
     pools = max(5, int(POOLS * scale))
     figures = measure(pools)
-    results.add("resync_calls_per_pool", round(figures["calls_per_pool"], 2),
-                "calls", ("<=", 3), details=figures)
-    results.add("resync_pass_s", figures["pass_s"], "s",
+    steady = figures["steady"]
+    results.add("resync_calls_per_pool", steady["calls_per_pool"], "calls",
+                ("<=", 1), details=figures)
+    results.add("resync_bytes_per_pool", steady["bytes_per_pool"], "bytes",
+                ("<=", 2048), details={
+                    "catch_up_bytes_per_pool":
+                        figures["catch_up_after_vms"]["bytes_per_pool"],
+                    "cold_engine_bytes_per_pool":
+                        figures["cold_engine"]["bytes_per_pool"]})
+    results.add("resync_pass_s", steady["pass_s"], "s",
                 details={"pools": pools, "threads": figures["threads"]})
-    print("   %d converged pools: %.2f calls/pool (%s), pass %.2fs; cold "
-          "engine %.2f calls/pool, %.2fs"
-          % (pools, figures["calls_per_pool"], figures["calls_by_method"],
-             figures["pass_s"], figures["cold_calls_per_pool"],
-             figures["cold_pass_s"]))
+    print("   %d converged pools x %d VMs: %.2f calls/pool (%s), %d B/pool, "
+          "pass %.2fs; catch-up %d B/pool; cold engine %.2f calls/pool, "
+          "%d B/pool"
+          % (pools, figures["vms_per_pool"], steady["calls_per_pool"],
+             steady["calls_by_method"], steady["bytes_per_pool"],
+             steady["pass_s"], figures["catch_up_after_vms"]["bytes_per_pool"],
+             figures["cold_engine"]["calls_per_pool"],
+             figures["cold_engine"]["bytes_per_pool"]))
     return figures

@@ -5,6 +5,7 @@ journal and the status writer read the configuration, the session cache
 and the lease from it instead of reaching back into the engine.
 """
 
+import contextlib
 import dataclasses
 import time
 
@@ -76,24 +77,26 @@ class PassContext:
     feeds: object = None         # observe.FeedCache: event.from per pool
     long_polls: object = None    # threading.Semaphore bounding long-polls
 
-    def read_master(self, session, wait=False):
-        """The pool through its master; ``wait`` long-polls for a change.
+    def read_master(self, session, timeout=0.0):
+        """The pool through its master; ``timeout`` > 0 long-polls.
 
         Through the pool's event.from feed when the engine keeps one (only
         the changes since the last read travel), else a full read.
         """
         if self.feeds is None:
             return operations.read_pool(session)
-        timeout, held = 0.0, False
-        if wait:
-            # NOTE(long-poll): a long-poll holds a worker thread; at most
-            # half of them may hold one, the others look without waiting.
-            held = self.long_polls is None or self.long_polls.acquire(
-                blocking=False)
-            if held:
-                timeout = self.conf.reconciler.wait_long_poll
+        return self.feeds.get(self.aggregate_id).read(session, timeout)
+
+    @contextlib.contextmanager
+    def long_poll(self):
+        """Seconds this look may wait on the master: wait_long_poll, or 0
+        when every long-poll slot is taken."""
+        # NOTE(long-poll): a long-poll holds a worker thread; at most half
+        # of them may hold one, the others look without waiting.
+        held = self.long_polls is None or self.long_polls.acquire(
+            blocking=False)
         try:
-            return self.feeds.get(self.aggregate_id).read(session, timeout)
+            yield self.conf.reconciler.wait_long_poll if held else 0.0
         finally:
             if held and self.long_polls is not None:
                 self.long_polls.release()
@@ -112,13 +115,3 @@ class PassContext:
         if time.monotonic() - self.last_renew > \
                 self.conf.reconciler.lease_time / 3.0:
             self.fence()
-
-    def sleep(self, seconds):
-        end = time.monotonic() + seconds
-        while True:
-            self.check_running()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.stopping.wait(min(left, max(
-                0.05, self.conf.reconciler.lease_time / 4.0)))

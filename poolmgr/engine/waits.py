@@ -16,6 +16,7 @@ is blocked with the reason and backs off.
 """
 
 import datetime
+import time
 
 from oslo_log import log as logging
 
@@ -140,13 +141,22 @@ def _look_member(ctx, pool_row, entry):
     if url is None:
         return DONE
     session = ctx.sessions.get(url, follow_master=True)
-    snap = ctx.read_master(session, wait=True)
-    ref = snap.host_ref_by_uuid(entry.get("uuid"))
-    if ref is None:
-        return ctx.conf.reconciler.wait_poll_interval
-    if readiness.member_complete(snap, ref):
-        return DONE
-    if not (snap.host_live(ref) and snap.host_enabled(ref)):
+    with ctx.long_poll() as budget:
+        end = time.monotonic() + budget
+        while True:
+            # NOTE(long-poll): each read blocks until the master changes
+            # (or the budget is spent), so the look ends as soon as the
+            # member is complete, not at the next due time.
+            snap = ctx.read_master(session, timeout=max(
+                0.0, end - time.monotonic()))
+            ref = snap.host_ref_by_uuid(entry.get("uuid"))
+            if ref is not None and readiness.member_complete(snap, ref):
+                return DONE
+            live = ref is not None and snap.host_live(ref) and \
+                snap.host_enabled(ref)
+            if live or time.monotonic() >= end:
+                break
+    if not live:
         return ctx.conf.reconciler.wait_poll_interval
     now = context.now()
     live_since = _parse(entry.get("live_since"))
