@@ -788,12 +788,13 @@ def _like_json_string(name):
 
 
 def pool_claimants(pool_uuid, compute_hosts):
-    """The managed aggregates contesting a xapi pool: [(id, name)] by id.
+    """The managed aggregates contesting a xapi pool, by id.
 
     An aggregate (flagged hypervisor_pool, not deleted) contests the pool
     when it recorded it as its pool (``pools.pool_uuid``), when one of
     ``compute_hosts`` (the pool's hosts, as compute host names) is among
     its desired hosts, or when it recorded one of them as a member.
+    Returns [(id, name, the hosts of ``compute_hosts`` it wants)].
     """
     hosts = sorted(set(h for h in compute_hosts if h))
     ids = set()
@@ -818,9 +819,21 @@ def pool_claimants(pool_uuid, compute_hosts):
                        if set(agg_hosts or ()) & set(hosts))
         if not ids:
             return []
+        wanted = {}
+        if hosts:
+            for agg_id, host in session.execute(sa.select(
+                    models.PoolMember.aggregate_id,
+                    models.PoolMember.host).where(
+                    models.PoolMember.aggregate_id.in_(sorted(ids)),
+                    models.PoolMember.host.in_(hosts),
+                    models.PoolMember.state.in_(_IN_POOL_STATES))):
+                wanted.setdefault(agg_id, set()).add(host)
         aggs = session.scalars(sa.select(models.Aggregate).where(
             models.Aggregate.id.in_(sorted(ids))))
-        return sorted((a.id, a.name) for a in aggs if _is_pool(a))
+        return sorted(
+            (a.id, a.name, frozenset((set(a.hosts or ()) & set(hosts))
+                                     | wanted.get(a.id, set())))
+            for a in aggs if _is_pool(a))
 
 
 def compute_hosts_by_uuid(xenserver_uuids):

@@ -1,67 +1,105 @@
 """One xapi pool, one aggregate: which managed aggregate owns a pool.
 
 Nova lets a compute host be in several aggregates, so two flagged
-aggregates may want hosts of the same xapi pool. The rule, which reads
-desired and recorded state only and so never depends on timing or on the
-order notifications arrive or passes run:
+aggregates may want hosts of the same xapi pool. The rule reads desired
+state, recorded state and what xapi shows now, never timing or the order
+notifications arrive in or passes run:
 
     A xapi pool (by uuid) belongs to the managed aggregate (flagged
     ``hypervisor_pool``, not deleted) with the lowest id among those that
-    contest it: that recorded it as their pool (``pools.pool_uuid``), or
-    whose desired hosts or recorded members include one of its hosts.
+    contest it and can hold it whole. An aggregate contests a pool when it
+    recorded it as its pool (``pools.pool_uuid``) or when it wants one of
+    its hosts (a desired host, or a recorded member); it can hold it whole
+    when it wants every host of the pool that any contesting aggregate
+    wants, so owning the pool never merges in a host another aggregate
+    asked for. When no contestant can hold it whole, none owns it.
 
 Nova never reuses aggregate ids, so of two aggregates the older one wins.
 Every other aggregate leaves that pool alone: it does not adopt it, so it
 never renames it, joins into it, ejects from it or hands its master role
 over; each of its desired hosts in that pool is parked in ``error`` with
-``OWNED_CODE``, a reason naming the owning aggregate, and the fix.
+``OWNED_CODE``, a reason naming the owning aggregate (or the overlap when
+none owns it), and the fix.
 """
 
 import dataclasses
 
 from poolmgr.db import api as db_api
 from poolmgr import planner
+from poolmgr.xenapi import records
 
 OWNED_CODE = "POOL_OWNED_BY_OTHER_AGGREGATE"
 
 
 @dataclasses.dataclass(frozen=True)
 class Owner:
-    aggregate_id: int
+    aggregate_id: int      # None: no contestant can hold the pool whole
     name: str
+    overlap: tuple = ()    # (id, name) of the contestants, when none owns
 
 
 def owner_of(aggregate_id, claimants):
-    """The owner among ``claimants`` [(id, name)] and ``aggregate_id``."""
-    names = dict(claimants)
-    names.setdefault(aggregate_id, None)
-    lowest = min(names)
-    return Owner(lowest, names[lowest])
+    """The owner of a pool among ``claimants`` and ``aggregate_id``.
+
+    ``claimants``: [(id, name, hosts of the pool it wants)], as
+    db.api.pool_claimants returns them (``aggregate_id`` among them when it
+    wants a host of the pool; an aggregate that wants none of them but
+    recorded the pool contests it with an empty set).
+    """
+    entries = {c[0]: (c[1], frozenset(c[2])) for c in claimants}
+    entries.setdefault(aggregate_id, (None, frozenset()))
+    contested = frozenset().union(*(w for _, w in entries.values()))
+    for candidate in sorted(entries):
+        if contested <= entries[candidate][1]:
+            return Owner(candidate, entries[candidate][0])
+    return Owner(None, None, tuple((i, entries[i][0]) for i in sorted(
+        entries) if entries[i][1]))
+
+
+def _registered(snapshot, known_hosts):
+    """Compute host names of the pool's hosts: by uuid, else by address."""
+    by_uuid = db_api.compute_hosts_by_uuid(
+        rec.get("uuid") for rec in snapshot.hosts.values())
+    names = set(by_uuid.values()) | set(known_hosts)
+    if len(names) < len(snapshot.hosts):
+        addresses = {rec.get("address") for rec in snapshot.hosts.values()}
+        names.update(h["compute_host"] for h in db_api.list_hosts()
+                     if records.url_host(h["xapi_url"]) in addresses)
+    return names
 
 
 def rival_owner(desired, snapshot, known_hosts=()):
-    """The other aggregate that owns the pool in ``snapshot``, or None.
+    """The owner of the pool in ``snapshot`` when it is not ours, or None.
 
     ``known_hosts``: compute hosts known to be in that pool (the one it was
-    read through); the others are found by their recorded xenserver uuid.
+    read through).
     """
-    uuids = [rec.get("uuid") for rec in snapshot.hosts.values()]
-    hosts = set(db_api.compute_hosts_by_uuid(uuids).values())
-    hosts.update(known_hosts)
-    owner = owner_of(desired.aggregate_id,
-                     db_api.pool_claimants(snapshot.uuid, hosts))
+    owner = owner_of(desired.aggregate_id, db_api.pool_claimants(
+        snapshot.uuid, _registered(snapshot, known_hosts)))
     return None if owner.aggregate_id == desired.aggregate_id else owner
+
+
+def _aggregate(aggregate_id, name):
+    return "aggregate %s (%s)" % (aggregate_id, name)
 
 
 def reason(host, desired, owner):
     """Why ``host`` is parked, naming the owner, and the way out."""
-    return ("%s is in the xapi pool of aggregate %s (%s), which owns that "
-            "pool (a xapi pool belongs to one aggregate: the flagged one with "
-            "the lowest id that wants it); remove %s from aggregate %s (%s) "
-            "or from aggregate %s, then run `poolmgr-manage pool retry %s %s`"
-            % (host, owner.aggregate_id, owner.name, host,
-               desired.aggregate_id, desired.name, owner.aggregate_id,
-               desired.aggregate_id, host))
+    if owner.aggregate_id is None:
+        return ("%s is in a xapi pool whose hosts are wanted by %s: none of "
+                "them wants all of its hosts, so none owns it and poolmgr "
+                "changes nothing in it; make one aggregate hold every host "
+                "of that pool (or remove the overlap), then run "
+                "`poolmgr-manage pool retry %s %s`" % (
+                    host, " and ".join(_aggregate(*c) for c in owner.overlap),
+                    desired.aggregate_id, host))
+    return ("%s is in the xapi pool of %s, which owns that pool (a xapi "
+            "pool belongs to one aggregate: the flagged one with the lowest "
+            "id that wants it, see README); remove %s from %s or from "
+            "aggregate %s, then run `poolmgr-manage pool retry %s %s`" % (
+                host, _aggregate(owner.aggregate_id, owner.name), host,
+                _aggregate(desired.aggregate_id, desired.name),
+                owner.aggregate_id, desired.aggregate_id, host))
 
 
 def owned_view(name, desired, owner, url=None, uuid=None):
@@ -69,12 +107,13 @@ def owned_view(name, desired, owner, url=None, uuid=None):
     return planner.HostView(
         name, planner.OWNED_ELSEWHERE, url=url, uuid=uuid,
         detail=reason(name, desired, owner), code=OWNED_CODE,
-        params=("owned by aggregate %s (%s)" % (owner.aggregate_id,
-                                                 owner.name),
-                "fix: remove %s from aggregate %s (%s) or from aggregate %s, "
-                "then `poolmgr-manage pool retry %s %s`" % (
-                    name, desired.aggregate_id, desired.name,
-                    owner.aggregate_id, desired.aggregate_id, name)))
+        params=(("owned by %s" % _aggregate(owner.aggregate_id, owner.name)
+                 if owner.aggregate_id is not None else
+                 "owned by none of %s" % ", ".join(
+                     _aggregate(*c) for c in owner.overlap)),
+                "fix: see `poolmgr-manage pool show %s`; then "
+                "`poolmgr-manage pool retry %s %s`" % (
+                    desired.aggregate_id, desired.aggregate_id, name)))
 
 
 def check_standalone(desired, view):

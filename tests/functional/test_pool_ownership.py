@@ -125,6 +125,50 @@ def test_lower_id_owns_a_contested_host_whatever_order_passes_run(sim):
     assert es.calls(s, "pool.join", s.hosts[2]) == []
 
 
+def test_older_aggregate_wanting_one_host_never_takes_a_pool_over(sim):
+    # Aggregate 5 formed its pool first; aggregate 2 (older, lower id)
+    # then wants one of its hosts: owning it would merge cmp-2 into it.
+    s = sim(3)
+    names = es.register(s)
+    engine = es.engine(es.make_conf())
+    es.want(5, "pool-e", names[:2])
+    assert until_converged(engine, 5).converged
+    before = xapi_pool(s, 0)
+    es.want(2, "pool-b", [names[0], names[2]])
+    for _ in range(3):
+        until_converged(engine, 2)
+        db_api.mark_due(5)
+        until_converged(engine, 5)
+    assert xapi_pool(s, 0) == before
+    assert db_api.get_pool(5)["state"] == "active"
+    member = es.members(2)["cmp-1"]
+    assert member["state"] == "error"
+    assert "owned by aggregate 5 (pool-e)" in member["error_params"]
+
+
+def test_pool_formed_before_the_older_aggregate_arrived_is_not_merged(sim):
+    # Aggregate 2's notifications came first: it formed cmp-1 + cmp-3.
+    # Aggregate 1 then wants cmp-1 and cmp-2: it cannot own that pool
+    # without taking in cmp-3, so aggregate 2 keeps it, unchanged.
+    s = sim(3)
+    names = es.register(s)
+    engine = es.engine(es.make_conf())
+    es.want(2, "pool-c", [names[0], names[2]])
+    assert until_converged(engine, 2).converged
+    before = xapi_pool(s, 0)
+    assert len(before[2]) == 2
+    es.want(1, "pool-a", names[:2])
+    for _ in range(3):
+        until_converged(engine, 1)
+        db_api.mark_due(2)
+        until_converged(engine, 2)
+    assert xapi_pool(s, 0) == before
+    assert es.members(1)["cmp-1"]["state"] == "error"
+    assert "owned by aggregate 2 (pool-c)" in \
+        es.members(1)["cmp-1"]["error_params"]
+    assert es.calls(s, "pool.join", s.hosts[1]) == []
+
+
 def test_host_of_an_unmanaged_aggregate_pool_is_not_claimed(sim):
     # Only flagged aggregates contest: an unflagged one does not hold
     # on to its hosts' pools.
