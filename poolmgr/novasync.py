@@ -21,6 +21,8 @@ from poolmgr import reflect
 LOG = logging.getLogger(__name__)
 
 STATUS = "nova_sync"
+# Seconds without reflection after Nova failed or refused a write.
+REFLECT_PAUSE = 30
 
 
 def _iso(value):
@@ -70,6 +72,8 @@ class Loop:
         self.conf = conf
         self.client = client
         self._failing = False
+        self._reflect_error = None
+        self._reflect_paused_until = 0.0
 
     def _client(self):
         if self.client is None:
@@ -97,13 +101,24 @@ class Loop:
         return True
 
     def reflect(self):
-        if not self.conf.nova.reflect_metadata:
+        if not self.conf.nova.reflect_metadata or (
+                time.monotonic() < self._reflect_paused_until):
             return 0
         try:
             written, failed = reflect.reflect_all(self._client())
         except nova.NovaError as exc:
-            LOG.warning("Reflecting pool state into Nova failed: %s", exc)
+            # NOTE(backoff): Nova down or refusing: one warning per streak
+            # of failures, and no new attempt for a while (not every
+            # reflect_interval).
+            if str(exc) != self._reflect_error:
+                LOG.warning("Reflecting pool state into Nova failed (next "
+                            "try in %ds): %s", REFLECT_PAUSE, exc)
+            self._reflect_error = str(exc)
+            self._reflect_paused_until = time.monotonic() + REFLECT_PAUSE
             return 0
+        if self._reflect_error is not None:
+            LOG.info("Reflecting pool state into Nova works again")
+            self._reflect_error = None
         if written or failed:
             _record(add_reflect_writes=written, add_reflect_failures=failed)
         return written

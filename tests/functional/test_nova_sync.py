@@ -323,3 +323,32 @@ def _scrape(port):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
                                 timeout=10) as resp:
         return resp.read().decode()
+
+
+def test_refused_credentials_are_one_log_line_and_notifications_apply(
+        nova, tmp_path, mysql_url, simulator):
+    _setup(nova, simulator, hosts=2)
+    bus = nova_support.NovaBus(nova)
+    daemon = support.Daemon(tmp_path, bus, mysql_url, extra=_nova_extra(
+        nova, sync_interval=600, token="Wr0ng-T0ken-x")).start()
+    try:
+        support.wait_for(lambda: "Nova API sync failed" in daemon.log_text(),
+                         timeout=60, what="the refused sync logged")
+        fake = bus.nova(first_id=91000)
+        agg = fake.create_aggregate("refused-credentials")
+        fake.set_metadata(agg, {events.POOL_FLAG: "true"})
+        fake.add_host(agg, "compute1")
+        fake.add_host(agg, "compute2")
+        support.wait_for(lambda: _active(agg, ["compute1", "compute2"]),
+                         timeout=90, what="a pool from notifications alone")
+        lines = [line for line in daemon.log_text().splitlines()
+                 if "Nova API sync failed" in line]
+        assert len(lines) == 1
+        assert "Nova refused the credentials (GET /os-aggregates): " \
+               "HTTP 401" in lines[0]
+        assert "Wr0ng-T0ken" not in daemon.log_text()
+        assert "Nova API sync: last success never" in _manage(daemon,
+                                                              "status")
+    finally:
+        daemon.kill()
+        bus.cleanup()
