@@ -94,6 +94,12 @@ class Loop:
         if self._failing:
             LOG.info("Nova API sync works again")
             self._failing = False
+        if self.conf.nova.reflect_metadata:
+            healed = reflect.heal_from_listing(listing)
+            if healed:
+                LOG.info("Nova holds other poolmgr keys than written for "
+                         "aggregate(s) %s; reflecting again",
+                         ", ".join(str(i) for i in healed))
         LOG.info("Nova API sync: %d aggregate(s) listed, %d changed%s",
                  len(listing.aggregates), len(changes),
                  "".join(" [%s %s]" % (c["aggregate_id"], c["action"])

@@ -101,3 +101,28 @@ def reflect_all(client):
                  ", ".join("%s=%s" % (k, "(removed)" if v is None else v)
                            for k, v in sorted(changes.items())))
     return written, failed
+
+
+def heal_from_listing(listing):
+    """Trust Nova over ``pools.reflected`` after a listing.
+
+    When the keys poolmgr owns differ in Nova from what it last wrote
+    (edited by hand, a restored database), ``pools.reflected`` takes Nova's
+    values, so the next reflection writes the difference back. Returns the
+    aggregate ids healed.
+    """
+    pools = {p["aggregate_id"]: p for p in db_api.list_pools()}
+    aggs = {a["id"]: a for a in db_api.list_aggregates()}
+    healed = []
+    for listed in listing.aggregates:
+        pool = pools.get(listed["id"])
+        if pool is None or pool.get("reflected") is None:
+            continue
+        known = (set((aggs.get(listed["id"]) or {}).get("host_stamps") or ())
+                 | set(listed["hosts"]) | set(pool["reflected"]))
+        metadata = listed["metadata"]
+        seen = {k: metadata[k] for k in desired.owned_keys(metadata, known)}
+        if seen != pool["reflected"]:
+            db_api.set_reflected(listed["id"], seen)
+            healed.append(listed["id"])
+    return healed

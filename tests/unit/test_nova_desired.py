@@ -173,3 +173,21 @@ def test_first_reflection_starts_from_owned_keys_and_spares_the_rest():
            "hosts": ["c1"], "host_stamps": {"c1": {}, "old": {}}}
     assert reflect.previous_keys(_pool("created"), agg) == {
         "operational_state": "created", "old": "u9"}
+
+
+def test_keys_edited_in_nova_are_written_again_after_a_listing(sqlite_url):
+    written = {"operational_state": "active", "master_compute": "c1",
+               "c1": "u1"}
+    db_api.apply_listing(_listing(1, (7, "p", ["c1"], dict(FLAG,
+                                                           **written))))
+    db_api.set_reflected(7, written)
+    db_api.update_pool(7, state="active", master="c1")
+    db_api.upsert_member(7, "c1", state=db_api.MEMBER_ACTIVE,
+                         xenserver_uuid="u1")
+    assert reflect.pending() == []
+    # Someone removed master_compute by hand.
+    listing = _listing(10, (7, "p", ["c1"], dict(
+        FLAG, operational_state="active", c1="u1")))
+    db_api.apply_listing(listing)
+    assert reflect.heal_from_listing(listing) == [7]
+    assert [p[3] for p in reflect.pending()] == [{"master_compute": "c1"}]
