@@ -65,4 +65,10 @@ def list_opts():
         if opt.dest not in seen:
             seen.add(opt.dest)
             result.append(opt)
+    # The defaults register() sets, as the sample config should show them.
+    for opt in result:
+        if opt.dest == "timeout":
+            opt.default = DEFAULT_TIMEOUT
+        elif opt.dest == "service_type":
+            opt.default = "compute"
     return result
