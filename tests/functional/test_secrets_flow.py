@@ -251,4 +251,6 @@ def test_engine_never_joins_through_an_unverified_https_host(
     assert member["state"] != "active"
     text = json.dumps(db_api.get_pool(1), default=str) + json.dumps(
         es.members(1), default=str)
-    assert "TLS" in text or "CERTIFICATE" in text or "certificate" in text
+    assert member["error_code"] == "TLS_ERROR"
+    assert "CERTIFICATE_VERIFY_FAILED" in " ".join(member["error_params"])
+    assert "CERTIFICATE_VERIFY_FAILED" in text
