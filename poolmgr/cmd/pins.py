@@ -106,6 +106,11 @@ def store(args, choice, url):
                   "host now" % (host, choice.old_pin))
         return
     db_api.set_host_fingerprint(host, choice.fingerprint)
+    # NOTE(due): a pool waiting on this host's certificate is looked at
+    # now, not after its backoff.
+    for aggregate_id in {m["aggregate_id"] for m in db_api.list_all_members()
+                         if m["host"] == host}:
+        db_api.mark_due(aggregate_id)
     if choice.repin and choice.old_pin and \
             choice.old_pin != choice.fingerprint:
         print("repinned %s: SHA256 %s (was %s)" % (host, choice.fingerprint,

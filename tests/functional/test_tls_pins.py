@@ -7,12 +7,14 @@ handshake (TLS_PIN_MISMATCH), before a login, so the simulator's call log
 shows no session.login_with_password on it.
 """
 
+import datetime
 import json
 import logging
 import pathlib
 import subprocess
 import sys
 
+from oslo_utils import timeutils
 import pytest
 import sqlalchemy as sa
 
@@ -363,6 +365,18 @@ def test_pool_plan_stops_at_a_rotated_certificate_before_login(
     result = manage(config_file, "pool", "plan", "1", "--format", "json")
     assert "TLS_PIN_MISMATCH" in result.stdout
     assert logins(s, s.hosts[0]) == []
+
+
+def test_repin_makes_the_hosts_pools_due_now(sim, conf, config_file):
+    s = sim(2)
+    form_pool(s, conf)
+    s.rotate_certificate("xs01")
+    es.engine(conf).reconcile_pool(1)
+    db_api.mark_due(1, when=timeutils.utcnow() + datetime.timedelta(hours=1))
+    assert 1 not in db_api.list_due_pools()
+    manage(config_file, "host", "register", "cmp-1", s.hosts[0]["url"],
+           "--repin")
+    assert 1 in db_api.list_due_pools()
 
 
 def test_a_wrong_pin_sends_no_login(sim, conf):
