@@ -12,11 +12,14 @@ OPTS = [
                help="Password for xapi on every registered host. Never "
                     "logged."),
     cfg.BoolOpt("verify_tls", default=True,
-                help="Verify the certificate of https:// xapi URLs. Turn off "
-                     "only for lab hosts with self-signed certificates."),
+                help="Verify the certificate of https:// xapi URLs of hosts "
+                     "without a pin against ca_file or the system store. A "
+                     "host pinned with 'poolmgr-manage host register --pin' "
+                     "accepts exactly its pinned certificate whatever this "
+                     "says. Turn off only for lab hosts."),
     cfg.StrOpt("ca_file",
-               help="CA bundle used to verify https:// xapi URLs (defaults "
-                    "to the system store)."),
+               help="CA bundle used to verify https:// xapi URLs of hosts "
+                    "without a pin (defaults to the system store)."),
     cfg.FloatOpt("call_timeout", default=60.0, min=1.0,
                  help="Seconds to wait for one xapi call before treating the "
                       "host as unreachable."),
