@@ -47,8 +47,8 @@ def venv_problem(venv):
     for tool in ("python", "nova-manage", "nova-conductor", "nova-compute",
                  "placement-manage"):
         if not (venv / "bin" / tool).exists():
-            return ("%s has no bin/%s (run tests/realnova/install.sh)"
-                    % (venv, tool))
+            return ("%s has no bin/%s (run tests/realnova/install.sh, or "
+                    "set POOLMGR_NOVA_VENV)" % (venv, tool))
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c",
          "import importlib.metadata as m, nova.wsgi, placement.wsgi, pymysql;"
