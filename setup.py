@@ -34,6 +34,8 @@ setuptools.setup(
         "prettytable>=3.0.0",
         "setproctitle>=1.3.0",
         "cryptography>=38.0.0",
+        "keystoneauth1>=5.0.0",
+        "openstacksdk>=1.0.0",
     ],
     extras_require={
         "test": [
