@@ -751,6 +751,14 @@ def list_all_members():
 def upsert_member(aggregate_id, host, **fields):
     now = _now()
     with _writer() as session:
+        # NOTE(one-statement): the row exists on nearly every call (the
+        # engine's steps); one UPDATE, and the INSERT only when it did not.
+        updated = session.execute(sa.update(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.host == host).values(
+            updated_at=now, **fields)).rowcount
+        if updated:
+            return
         row = session.scalar(sa.select(models.PoolMember).where(
             models.PoolMember.aggregate_id == aggregate_id,
             models.PoolMember.host == host))

@@ -69,6 +69,7 @@ class PassContext:
     progress: object = None
     cause: str = None
     master_session: object = None
+    master_url: str = None       # the inventory URL master_session began at
     inventory: dict = dataclasses.field(default_factory=dict)
     steps_executed: int = 0
     last_renew: float = 0.0

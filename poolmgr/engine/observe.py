@@ -65,6 +65,7 @@ def observe(ctx, desired, pool_row, members, record=True):
             continue
         observed.pool = snap
         ctx.master_session = sess
+        ctx.master_url = host["xapi_url"]
         break
     if observed.pool is None and recorded and problems:
         observed.master_problem = "pool master unreachable (%s)" % (

@@ -52,12 +52,11 @@ def _pending(ctx, pending, due_in, reasons=()):
 
 def run_pass(ctx):
     """The pass; returns a status.PassResult. Raises LeaseLost/Stopping."""
-    agg = db_api.get_aggregate(ctx.aggregate_id)
-    ctx.cause = (agg or {}).get("last_cause") or "resync"
     pool_row = ctx.pool_row = db_api.get_pool(ctx.aggregate_id)
-    journal.abandon_stale(ctx)
     entry = (pool_row or {}).get("waiting")
     if entry:
+        # NOTE(look): a waiting pool's pass reads only its pool row and
+        # the master (one event.from); the rest waits until it is done.
         try:
             outcome = waits.look(ctx, pool_row, entry)
         except context.WaitTimeout as exc:
@@ -68,7 +67,7 @@ def run_pass(ctx):
         waits.clear(ctx)
         pool_row["waiting"] = None
     try:
-        return _act(ctx)
+        return _act(ctx, pool_row)
     except waits.Waiting as waiting:
         waits.record(ctx, waiting, entry)
         return _pending(ctx, WAIT, ctx.conf.reconciler.wait_poll_interval)
@@ -76,11 +75,12 @@ def run_pass(ctx):
         return _failed(ctx, exc)
 
 
-def _act(ctx):
+def _act(ctx, pool_row):
     """Observe, plan, execute up to the first mutation or wait."""
     agg = db_api.get_aggregate(ctx.aggregate_id)
+    ctx.cause = (agg or {}).get("last_cause") or "resync"
+    journal.abandon_stale(ctx)
     desired = context.desired_of(agg)
-    pool_row = db_api.get_pool(ctx.aggregate_id)
     members = {m["host"]: m for m in db_api.list_members(ctx.aggregate_id)}
     if desired is None or pool_row is None:
         return status.finish(ctx, desired, planner.Observed(), [])

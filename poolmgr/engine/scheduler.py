@@ -249,7 +249,10 @@ class Scheduler:
                               aggregate_id)
 
     def _next_due(self, aggregate_id, result):
-        if result.pending is not None:
+        if result.state == db_api.POOL_DISMISSED:
+            return None
+        if result.pending is not None or result.due_in is not None:
+            # The pass said when (engine.passes, status.finish).
             return context.now() + datetime.timedelta(
                 seconds=result.due_in or 0.0)
         pool = db_api.get_pool(aggregate_id)

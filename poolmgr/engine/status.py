@@ -119,5 +119,13 @@ def finish(ctx, desired, observed, steps):
     LOG.info("Pool %s: pass done, state %s, %d step(s), %s",
              ctx.aggregate_id, state, ctx.steps_executed,
              "converged" if converged else "not converged")
+    if converged:
+        due_in = ctx.conf.reconciler.resync_interval
+    else:
+        attempts = max([m["attempts"] for m in members]
+                       + [fields.get("attempts", pool_row.get("attempts"))
+                          or 0, 1])
+        due_in = context.backoff(ctx.conf, attempts)
     return PassResult(ctx.aggregate_id, converged, state=state,
-                      steps=ctx.steps_executed, reasons=reasons)
+                      steps=ctx.steps_executed, reasons=reasons,
+                      due_in=due_in)

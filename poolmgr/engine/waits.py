@@ -75,12 +75,21 @@ def record(ctx, waiting, previous):
             seconds=timeout_of(ctx.conf, waiting.kind))
         entry = {"kind": waiting.kind, "host": waiting.host,
                  "uuid": waiting.uuid, "since": _iso(now),
-                 "deadline": _iso(deadline)}
+                 "deadline": _iso(deadline),
+                 "url": _where(ctx, waiting)}
     if entry != previous:
         db_api.update_pool(ctx.aggregate_id, waiting=entry)
     LOG.debug("Pool %s: waits (%s %s)", ctx.aggregate_id, entry["kind"],
               entry["host"])
     return entry
+
+
+def _where(ctx, waiting):
+    """The xapi URL a look reads: the master's, or the host's own."""
+    if waiting.kind == WAIT_MEMBER:
+        return ctx.master_url
+    host = (ctx.inventory or {}).get(waiting.host)
+    return host["xapi_url"] if host else None
 
 
 def clear(ctx):
@@ -131,13 +140,15 @@ def look(ctx, pool_row, entry):
     return outcome
 
 
-def _url(ctx, name):
+def _url(ctx, name, entry):
+    if entry.get("url"):
+        return entry["url"]
     host = db_api.get_host(name) if name else None
     return host["xapi_url"] if host else None
 
 
 def _look_member(ctx, pool_row, entry):
-    url = _url(ctx, pool_row.get("master"))
+    url = _url(ctx, pool_row.get("master"), entry)
     if url is None:
         return DONE
     session = ctx.sessions.get(url, follow_master=True)
@@ -171,7 +182,7 @@ def _look_member(ctx, pool_row, entry):
 
 
 def _look_standalone(ctx, pool_row, entry):
-    url = _url(ctx, entry.get("host"))
+    url = _url(ctx, entry.get("host"), entry)
     if url is None:
         return DONE
     probe = ctx.sessions.fresh(url, follow_master=False, timeout=min(
@@ -188,7 +199,7 @@ def _look_standalone(ctx, pool_row, entry):
 
 
 def _look_master(ctx, pool_row, entry):
-    url = _url(ctx, entry.get("host"))
+    url = _url(ctx, entry.get("host"), entry)
     if url is None:
         return DONE
     follower = ctx.sessions.get(url, follow_master=True)
@@ -196,4 +207,5 @@ def _look_master(ctx, pool_row, entry):
     if snap.master_uuid != entry.get("uuid"):
         return ctx.conf.reconciler.wait_poll_interval
     db_api.update_pool(ctx.aggregate_id, master=entry.get("host"))
+    pool_row["master"] = entry.get("host")
     return DONE
