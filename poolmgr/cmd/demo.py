@@ -156,6 +156,16 @@ class Demo:
                  " reconciler running")
         self.nova = fakenova.FakeNova(self.transport,
                                       publisher_host="demo-api")
+        # The demo's [nova]: the desired-state sync and the reflection of
+        # each pool's state into its aggregate, on the fake's API.
+        from poolmgr import novasync
+        conf.set_override("reflect_interval", 0.2, group="nova")
+        self.nova_thread = threading.Thread(
+            target=novasync.Loop(conf, client=fakenova.DemoClient(
+                self.nova)).run, args=(self.stop_event,), name="nova-sync",
+            daemon=True)
+        self.nova_thread.start()
+        self.say("Nova API sync and reflection running (on the fake Nova)")
 
     def stop(self):
         self.stop_event.set()
@@ -163,6 +173,8 @@ class Demo:
             self.engine.stop()
         if self.engine_thread is not None:
             self.engine_thread.join(timeout=30)
+        if getattr(self, "nova_thread", None) is not None:
+            self.nova_thread.join(timeout=30)
         if self.listener is not None:
             self.listener.stop()
             self.listener.wait()
@@ -238,6 +250,17 @@ class Demo:
         ok = ok and self.wait_for(
             "the host to leave", lambda: self.converged(agg, members),
             timeout=self.args.timeout)
+        ok = ok and self.wait_for(
+            "the pool's state in Nova", lambda: self.nova.aggregates[agg][
+                "metadata"].get("operational_state") == "active"
+            and all(m in self.nova.aggregates[agg]["metadata"]
+                    for m in members))
+        self.say("nova: aggregate show pool-a: its metadata (poolmgr keeps "
+                 "operational_state, master_compute, <host> = XenServer "
+                 "uuid per member)")
+        for key, value in sorted(self.nova.aggregates[agg][
+                "metadata"].items()):
+            self.say("  %s = %s" % (key, value))
         print(file=self.out)
         pools = views.all_pool_views()
         print(views.pool_list_table(pools), file=self.out)
