@@ -25,9 +25,6 @@ AGGREGATES = 100
 
 
 def measure(count):
-    problem = novactl.venv_problem(novactl.default_venv())
-    if problem:
-        raise RuntimeError(problem)
     real = novactl.RealNova(["compute1", "compute2", "compute3",
                              "compute4"])
     begun = time.monotonic()
@@ -63,6 +60,10 @@ def measure(count):
 
 
 def run(results, scale=1.0):
+    problem = novactl.venv_problem(novactl.default_venv())
+    if problem:
+        print("   skipped: no real Nova: %s" % problem)
+        return {}
     count = max(5, int(AGGREGATES * scale))
     figures = measure(count)
     results.add("realnova_start_s", figures["start_s"], "s", ("<=", 60),
