@@ -36,11 +36,16 @@ LOG = logging.getLogger(__name__)
 ACT = "act"
 WAIT = "wait"
 RETRY = "retry"
-# Steps that only write our own tables: the plan made from the same
-# observation stays valid after them. After anything else the pass ends.
+# Steps after which the plan made from the same observation stays valid:
+# those that only write our own tables, and the xapi calls that change
+# neither membership nor the master (the pool's name, a PBD of a member).
+# After anything else (join, eject, hand-over, letting go of the pool) the
+# pass ends and the next one plans from fresh facts.
 CONTINUE_AFTER = frozenset([planner.PREFLIGHT, planner.BLOCKED,
                             planner.MARK_ACTIVE, planner.MARK_REMOVED,
-                            planner.REFUSE_EJECT, planner.DISMISS])
+                            planner.REFUSE_EJECT, planner.DISMISS,
+                            planner.SET_NAME_LABEL, planner.PLUG_PBD,
+                            planner.CREATE_PBD])
 _WAIT_STEPS = frozenset([planner.WAIT_MEMBER, planner.WAIT_STANDALONE])
 
 
@@ -109,6 +114,10 @@ def _act(ctx, pool_row):
                 following.host == step.host:
             raise waits.Waiting(following.kind, following.host,
                                 following.params.get("uuid"))
+        return _pending(ctx, ACT, 0.0)
+    if any(s.mutating for s in steps):
+        # The pool changed in this pass (a name, a PBD): its state is
+        # written from the next pass's observation, not from this one.
         return _pending(ctx, ACT, 0.0)
     return status.finish(ctx, desired, observed, steps)
 
