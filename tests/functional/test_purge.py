@@ -186,3 +186,31 @@ def test_db_purge_refuses_an_age_that_is_not_a_positive_number(
     result = _manage(config_file, "db", "purge", "--older-than", days)
     assert result.returncode == 2
     assert "--older-than" in result.stderr
+
+
+def _totals():
+    from prometheus_client import exposition
+
+    from poolmgr import metrics
+    text = exposition.generate_latest(metrics.build_registry()).decode()
+    return sorted(line for line in text.splitlines()
+                  if line.startswith(("poolmgr_notifications",
+                                      "poolmgr_operations"))
+                  and "_created" not in line)
+
+
+def test_metrics_totals_and_status_do_not_move_when_rows_are_purged(journal):
+    from poolmgr.cmd import views
+    _old_notifications(3)
+    db_api.count_skipped(41)
+    before, status = _totals(), views.status_view()
+    assert 'poolmgr_notifications_skipped_total 41.0' in before
+    assert any(line.startswith('poolmgr_operations_total{kind="pool.join",'
+                               'status="succeeded"') for line in before)
+    purge.purge(30, 30)
+    assert len(_notes()) == 1
+    assert _totals() == before
+    after = views.status_view()
+    assert (after["notifications_by_outcome"],
+            after["notifications_skipped"]) == (
+        status["notifications_by_outcome"], 41)
