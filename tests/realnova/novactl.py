@@ -95,8 +95,9 @@ class RealNova:
         self.databases = {k: "pmnova_%s_%s" % (self.tag, k)
                           for k in ("api", "cell0", "cell1", "placement")}
         self._own_workdir = workdir is None
-        self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(
-            prefix="poolmgr-nova-"))
+        # Made by start(): a RealNova used only for its API helpers leaves
+        # nothing behind.
+        self.workdir = pathlib.Path(workdir) if workdir else None
         self.api_port = None
         self.placement_port = None
         self.procs = {}
@@ -198,6 +199,8 @@ class RealNova:
     def api_calls(self, method=None, path_part="os-aggregates"):
         """nova-api's request log lines (method, path, status)."""
         calls = []
+        if self.workdir is None:
+            return calls
         log = self.workdir / "nova-api.log"
         if not log.exists():
             return calls
@@ -239,6 +242,9 @@ class RealNova:
         if problem:
             raise NovaUnavailable(problem)
         started = self._started = time.monotonic()
+        if self.workdir is None:
+            self.workdir = pathlib.Path(tempfile.mkdtemp(
+                prefix="poolmgr-nova-"))
         try:
             self._setup_rabbit()
             self._setup_databases()
@@ -272,8 +278,10 @@ class RealNova:
         self.procs = {}
         self._drop_databases()
         self._drop_rabbit()
-        if self._own_workdir and not os.environ.get("POOLMGR_NOVA_KEEP"):
+        if self._own_workdir and self.workdir is not None and not \
+                os.environ.get("POOLMGR_NOVA_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
     # -- steps ---------------------------------------------------------------
 
