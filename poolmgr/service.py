@@ -225,6 +225,8 @@ class PurgeService(cotyledon.Service):
     """Deletes expired log and journal rows ([database] *_ttl)."""
 
     name = "purge"
+    # Seconds before the first purge, drawn in this range.
+    first_delay = (30.0, 90.0)
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
@@ -237,7 +239,7 @@ class PurgeService(cotyledon.Service):
         # NOTE(first-purge): not at once, so a daemon restarted in a loop
         # does not purge at every start; the ttl options are read at every
         # round, so a SIGHUP that changes them applies at the next one.
-        delay = random.uniform(30, 90)
+        delay = random.uniform(*self.first_delay)
         while not self._stopping.wait(delay):
             try:
                 purge.purge_expired(self.conf, stop=self._stopping)

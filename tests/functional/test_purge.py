@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -214,3 +215,44 @@ def test_metrics_totals_and_status_do_not_move_when_rows_are_purged(journal):
     assert (after["notifications_by_outcome"],
             after["notifications_skipped"]) == (
         status["notifications_by_outcome"], 41)
+
+
+def test_the_daemons_purge_service_applies_the_ttls(mysql_url):
+    import threading
+
+    from poolmgr import service
+    from tests.functional import daemon_support as support
+    _old_notifications(4)
+    conf = service.build_conf()
+    conf([], project="poolmgr", default_config_files=[])
+    conf.set_override("connection", mysql_url, group="database")
+    conf.set_override("notification_ttl", 30, group="database")
+    purger = service.PurgeService(0, conf)
+    purger.first_delay = (0.0, 0.0)
+    worker = threading.Thread(target=purger.run, daemon=True)
+    worker.start()
+    try:
+        support.wait_for(lambda: _notes() == ["m-3"], timeout=20,
+                         what="the periodic purge")
+    finally:
+        purger.terminate()
+        worker.join(10)
+    assert not worker.is_alive()
+
+
+@pytest.mark.parametrize("ttl, expected", [(30, True), (0, False)])
+def test_the_daemon_runs_a_purge_process_only_with_a_ttl(
+        bus, daemon_factory, ttl, expected):
+    daemon = daemon_factory(
+        extra="[database]\nnotification_ttl = %d\n" % ttl).start()
+    from tests.functional import daemon_support as support
+    if expected:
+        support.wait_for(lambda: "purge" in daemon.process_titles(),
+                         what="the purge worker")
+    else:
+        # The purge worker would be forked with the others, at start.
+        support.wait_for(lambda: "reconciler" in daemon.process_titles()
+                         and "intake" in daemon.process_titles(),
+                         what="the daemon's workers")
+        time.sleep(1)
+        assert "purge" not in daemon.process_titles()
