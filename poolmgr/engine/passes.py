@@ -2,10 +2,12 @@
 
 Level-triggered: a pass reads desired state (MySQL) and observed state
 (xapi), asks the pure planner what to do, and executes the plan up to and
-including its first xapi mutation; then it ends and the pool is due again
-when there is something to see. A crash anywhere is resumed by observing
-again, so a step that took effect is never repeated (xapi lists a joined
-host on the master as soon as pool.join returns).
+including its first xapi mutation that changes membership or the master
+(a join, an eject, a hand-over: CONTINUE_AFTER lists the others); then it
+ends and the pool is due again when there is something to see. A crash
+anywhere is resumed by observing again, so a step that took effect is
+never repeated (xapi lists a joined host on the master as soon as
+pool.join returns).
 
 A pass never sleeps. It ends with a ``PassResult`` whose ``pending`` says
 why the pool is due again and ``due_in`` when:
@@ -70,7 +72,7 @@ def run_pass(ctx):
         if outcome != waits.DONE:
             return _pending(ctx, WAIT, outcome)
         waits.clear(ctx)
-        pool_row["waiting"] = None
+        pool_row["waiting"] = entry = None
     try:
         return _act(ctx, pool_row)
     except waits.Waiting as waiting:
