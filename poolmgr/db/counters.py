@@ -1,0 +1,92 @@
+"""Counters: monotonic totals that retention never reaches."""
+
+
+from oslo_db import api as oslo_db_api
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as sa_mysql
+from sqlalchemy.dialects import sqlite as sa_sqlite
+
+from poolmgr.db import models
+from poolmgr.db.session import _writer, _reader, _clip
+
+
+# NOTE(counters): Prometheus ``_total`` families must never go backwards,
+# and `db purge` deletes log and journal rows. So whatever writes a row
+# bumps its counter in the same transaction, and status and /metrics read
+# only this small table (no GROUP BY over millions of rows).
+_SEP = "|"
+NOTIFICATIONS = "notifications"
+DUPLICATES = "duplicates"
+OPERATIONS = "operations"
+SKIPPED = "skipped"
+# Counter names are at most 128 characters; labels are clipped to fit.
+_MAX_LABEL = 64
+
+
+def _counter(family, *labels):
+    return _SEP.join([family] + [_clip(str(label), _MAX_LABEL)
+                                 for label in labels])
+
+
+def _bump(session, counts):
+    """Add ``{name: n}`` to the counters inside the caller's transaction."""
+    rows = [{"name": name, "value": value}
+            for name, value in sorted(counts.items()) if value]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    # NOTE(upsert): one statement per transaction whatever the number of
+    # names; rows in name order so concurrent writers lock them in one
+    # order and queue instead of deadlocking.
+    if dialect in ("mysql", "mariadb"):
+        stmt = sa_mysql.insert(models.Counter).values(rows)
+        stmt = stmt.on_duplicate_key_update(
+            value=models.Counter.value + stmt.inserted.value)
+    elif dialect == "sqlite":
+        stmt = sa_sqlite.insert(models.Counter).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[models.Counter.name],
+            set_={"value": models.Counter.value + stmt.excluded.value})
+    else:
+        for row in rows:
+            counter = session.get(models.Counter, row["name"],
+                                  with_for_update=True)
+            if counter is None:
+                session.add(models.Counter(**row))
+            else:
+                counter.value += row["value"]
+        return
+    session.execute(stmt)
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def add_counters(counts):
+    """Add ``{name: n}`` to the counters in a transaction of their own."""
+    with _writer() as session:
+        _bump(session, counts)
+
+
+def count_skipped(count):
+    """Count messages the intake looked at and let go (not aggregates)."""
+    add_counters({SKIPPED: count})
+
+
+def counter_values(prefix=None):
+    """{name: value} of the counters (those starting with ``prefix``)."""
+    with _reader() as session:
+        query = sa.select(models.Counter.name, models.Counter.value)
+        if prefix:
+            query = query.where(models.Counter.name.startswith(
+                prefix, autoescape=True))
+        return {name: value for name, value in session.execute(query)}
+
+
+def duplicate_counts():
+    """{event_type: count} of redelivered notifications acked unstored."""
+    return {name.split(_SEP, 1)[1]: value for name, value in
+            counter_values(DUPLICATES + _SEP).items()}
+
+
+def skipped_count():
+    """Messages that were not aggregate notifications, never stored."""
+    return counter_values(SKIPPED).get(SKIPPED, 0)

@@ -1,0 +1,186 @@
+"""The notification log: every message stored once, with its outcome."""
+
+import uuid
+
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
+import sqlalchemy as sa
+
+from poolmgr.db import models
+from poolmgr.db.session import _writer, _reader, _now, _stamp, _row_dict, _clip
+from poolmgr.db.states import (
+    APPLIED, DUPLICATE, STALE, RECORDED, IGNORED, REJECTED)
+from poolmgr.db.counters import (
+    _SEP, NOTIFICATIONS, DUPLICATES, _MAX_LABEL, _counter, _bump, add_counters,
+    counter_values)
+from poolmgr.db.mirror import (
+    merge_event, _significant, _new_aggregate, _touch_pools)
+from poolmgr import events
+
+
+def record_event(event):
+    """Store one parsed notification; return its outcome.
+
+    Deduplicates by message_id (delivery is at least once), folds the event
+    into the aggregate mirror and marks the pool due for reconciliation.
+    Raises oslo_db exceptions when the database is unavailable.
+    """
+    return record_events([event])[0]
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def record_rejected(message_id, event_type, publisher_id, reason,
+                    label=None, fingerprint=None):
+    """Store a notification that could not be parsed (outcome rejected).
+
+    ``label`` is the event type its counter is filed under (default: the
+    event type). A message without a message_id is stored as
+    ``unknown-<fingerprint>`` when the caller can fingerprint its content,
+    so a redelivery of it is a duplicate while another message is not;
+    without a fingerprint the made-up id is unique.
+    """
+    message_id = str(message_id or "")[:64] or None
+    now = _now()
+    if message_id is None:
+        # NOTE(unknown-id): the receive time alone made two different
+        # messages of one instant collide, the second counted a duplicate.
+        message_id = "unknown-" + (fingerprint or "%s-%s" % (
+            _stamp(now), uuid.uuid4().hex[:16]))
+    label = _clip(event_type if label is None else label, _MAX_LABEL)
+    try:
+        with _writer() as session:
+            seen = session.scalar(sa.select(models.Notification.id).where(
+                models.Notification.message_id == message_id))
+            if seen is not None:
+                _bump(session, {_counter(DUPLICATES, label): 1})
+                return DUPLICATE
+            session.add(models.Notification(
+                message_id=message_id,
+                event_type=_clip(event_type), publisher_id=_clip(publisher_id),
+                outcome=REJECTED, reason=str(reason)[:2000],
+                received_at=now))
+            session.flush()
+            _bump(session, {_counter(NOTIFICATIONS, REJECTED, label): 1})
+    except db_exc.DBDuplicateEntry:
+        add_counters({_counter(DUPLICATES, label): 1})
+        return DUPLICATE
+    return REJECTED
+
+
+def list_notifications(limit=50, outcome=None):
+    with _reader() as session:
+        query = sa.select(models.Notification).order_by(
+            models.Notification.id.desc()).limit(limit)
+        if outcome:
+            query = query.where(models.Notification.outcome == outcome)
+        return [_row_dict(r) for r in session.scalars(query)]
+
+
+def notification_counts():
+    """{(event_type, outcome): count} of every notification ever stored.
+
+    Read from the counters, so a purge of the log never lowers it;
+    duplicates and skipped messages are counted apart (duplicate_counts,
+    skipped_count) since they never become a row.
+    """
+    result = {}
+    for name, value in counter_values(NOTIFICATIONS + _SEP).items():
+        _, outcome, event_type = name.split(_SEP, 2)
+        result[(event_type, outcome)] = value
+    return result
+
+
+def last_notification_time():
+    with _reader() as session:
+        return session.scalar(sa.select(
+            sa.func.max(models.Notification.received_at)))
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def _record_events_once(batch):
+    now = _now()
+    outcomes = [None] * len(batch)
+    with _writer() as session:
+        ids = list({e.message_id for e in batch})
+        seen = set(session.scalars(sa.select(
+            models.Notification.message_id).where(
+            models.Notification.message_id.in_(ids))))
+        fresh = []
+        for index, event in enumerate(batch):
+            if event.message_id in seen:
+                outcomes[index] = DUPLICATE
+            else:
+                seen.add(event.message_id)
+                fresh.append(index)
+        agg_ids = sorted({batch[i].aggregate_id for i in fresh
+                          if batch[i].phase == events.END
+                          and batch[i].aggregate_id is not None})
+        # NOTE(locks): rows are locked in id order so that concurrent
+        # batches touching the same aggregates queue instead of deadlocking.
+        aggs = {a.id: a for a in session.scalars(
+            sa.select(models.Aggregate).where(
+                models.Aggregate.id.in_(agg_ids)).order_by(
+                models.Aggregate.id).with_for_update())} if agg_ids else {}
+        rows, touched = [], {}
+        for index in fresh:
+            event = batch[index]
+            row = dict(message_id=event.message_id,
+                       event_type=event.event_type,
+                       publisher_id=event.publisher_id,
+                       aggregate_id=event.aggregate_id, outcome=RECORDED,
+                       reason=None, event_time=event.timestamp,
+                       received_at=now)
+            if event.phase == events.END and event.aggregate_id is None:
+                row.update(outcome=IGNORED, reason="no aggregate id")
+            elif event.phase == events.END:
+                agg = aggs.get(event.aggregate_id)
+                if agg is None:
+                    agg = aggs[event.aggregate_id] = _new_aggregate(
+                        event.aggregate_id, now)
+                    session.add(agg)
+                previous_event_at = agg.last_event_at
+                before = _significant(agg)
+                changed = merge_event(agg, event)
+                agg.updated_at = now
+                if changed or previous_event_at is None or (
+                        event.timestamp >= previous_event_at):
+                    row["outcome"] = APPLIED
+                else:
+                    row["outcome"] = STALE
+                if changed:
+                    agg.last_cause = event.cause
+                # NOTE(reflection): a change of poolmgr's own metadata keys
+                # (the update_metadata its reflection caused) is stored but
+                # gives the engine no work, so it cannot loop.
+                if _significant(agg) != before:
+                    touched[agg.id] = (agg, event.cause)
+            outcomes[index] = row["outcome"]
+            rows.append(row)
+        session.flush()
+        _touch_pools(session, {a.id: a for a, _ in touched.values()}, now)
+        if rows:
+            session.execute(sa.insert(models.Notification), rows)
+        counts = {}
+        for event, outcome in zip(batch, outcomes):
+            name = (_counter(DUPLICATES, event.event_type)
+                    if outcome == DUPLICATE else
+                    _counter(NOTIFICATIONS, outcome, event.event_type))
+            counts[name] = counts.get(name, 0) + 1
+        _bump(session, counts)
+    return outcomes
+
+
+def record_events(batch):
+    """record_event() for a list of events in one transaction.
+
+    Returns the outcomes in the order of ``batch``. A message_id repeated
+    inside the batch counts once, the copies as duplicates.
+    """
+    if not batch:
+        return []
+    try:
+        return _record_events_once(batch)
+    except db_exc.DBDuplicateEntry:
+        # NOTE(race): another intake stored one of these messages or the
+        # first row of an aggregate meanwhile; the retry sees its rows.
+        return _record_events_once(batch)

@@ -1,0 +1,227 @@
+"""Pools, their members, due times and ownership of xapi pools."""
+
+import json
+
+from oslo_db import api as oslo_db_api
+import sqlalchemy as sa
+
+from poolmgr.db import models
+from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
+from poolmgr.db.states import (
+    POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
+    MEMBER_EJECTING, MEMBER_ERROR)
+from poolmgr.db.mirror import _is_pool
+
+
+def get_pool(aggregate_id):
+    with _reader() as session:
+        return _row_dict(session.get(models.Pool, aggregate_id))
+
+
+def list_pools():
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.Pool).order_by(models.Pool.aggregate_id))]
+
+
+def update_pool(aggregate_id, **fields):
+    fields["updated_at"] = _now()
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(**fields))
+
+
+def mark_due(aggregate_id, when=None):
+    update_pool(aggregate_id, due_at=when or _now())
+
+
+def list_due_pools(limit=100, now=None):
+    """Ids of pools due for a pass whose lease is free or expired."""
+    now = now or _now()
+    with _reader() as session:
+        query = sa.select(models.Pool.aggregate_id).where(
+            models.Pool.due_at.is_not(None),
+            models.Pool.due_at <= now,
+            sa.or_(models.Pool.lease_owner.is_(None),
+                   models.Pool.lease_expires_at < now),
+        ).order_by(models.Pool.due_at).limit(limit)
+        return list(session.scalars(query))
+
+
+def next_due_time():
+    with _reader() as session:
+        return session.scalar(sa.select(sa.func.min(models.Pool.due_at)))
+
+
+def list_members(aggregate_id):
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.PoolMember).where(
+                models.PoolMember.aggregate_id == aggregate_id).order_by(
+                models.PoolMember.id))]
+
+
+def list_all_members():
+    with _reader() as session:
+        return [_row_dict(r) for r in session.scalars(
+            sa.select(models.PoolMember).order_by(
+                models.PoolMember.aggregate_id, models.PoolMember.id))]
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def upsert_member(aggregate_id, host, **fields):
+    now = _now()
+    with _writer() as session:
+        # NOTE(one-statement): the row exists on nearly every call (the
+        # engine's steps); one UPDATE, and the INSERT only when it did not.
+        updated = session.execute(sa.update(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.host == host).values(
+            updated_at=now, **fields)).rowcount
+        if updated:
+            return
+        row = session.scalar(sa.select(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.host == host))
+        if row is None:
+            row = models.PoolMember(aggregate_id=aggregate_id, host=host,
+                                    state=MEMBER_PENDING, attempts=0,
+                                    created_at=now)
+            session.add(row)
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.updated_at = now
+
+
+def delete_member(aggregate_id, host):
+    with _writer() as session:
+        session.execute(sa.delete(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.host == host))
+
+
+# ---------------------------------------------------------------------------
+# Pool ownership (poolmgr/engine/ownership.py decides; these read and write)
+# ---------------------------------------------------------------------------
+
+# Member states in which a host is (or is becoming) part of the xapi pool.
+_IN_POOL_STATES = (MEMBER_JOINING, MEMBER_ACTIVE, MEMBER_EJECTING)
+
+
+def _like_json_string(name):
+    """A LIKE pattern matching ``name`` as a string inside a JSON list."""
+    quoted = json.dumps(name)
+    for char in ("\\", "%", "_"):
+        quoted = quoted.replace(char, "\\" + char)
+    return "%" + quoted + "%"
+
+
+def pool_claimants(pool_uuid, compute_hosts):
+    """The managed aggregates contesting a xapi pool, by id.
+
+    An aggregate (flagged hypervisor_pool, not deleted) contests the pool
+    when it recorded it as its pool (``pools.pool_uuid``), when one of
+    ``compute_hosts`` (the pool's hosts, as compute host names) is among
+    its desired hosts, or when it recorded one of them as a member.
+    Returns [(id, name, the hosts of ``compute_hosts`` it wants)].
+    """
+    hosts = sorted(set(h for h in compute_hosts if h))
+    ids = set()
+    with _reader() as session:
+        if pool_uuid:
+            ids.update(session.scalars(sa.select(models.Pool.aggregate_id)
+                                       .where(models.Pool.pool_uuid
+                                              == pool_uuid)))
+        if hosts:
+            ids.update(session.scalars(sa.select(
+                models.PoolMember.aggregate_id).where(
+                models.PoolMember.host.in_(hosts),
+                models.PoolMember.state.in_(_IN_POOL_STATES))))
+            # NOTE(like): a cheap filter on the JSON text; the match is
+            # confirmed on the decoded list below.
+            rows = session.execute(sa.select(
+                models.Aggregate.id, models.Aggregate.hosts).where(
+                models.Aggregate.deleted.is_(False),
+                sa.or_(*[sa.type_coerce(models.Aggregate.hosts, sa.Text).like(
+                    _like_json_string(h), escape="\\") for h in hosts])))
+            ids.update(agg_id for agg_id, agg_hosts in rows
+                       if set(agg_hosts or ()) & set(hosts))
+        if not ids:
+            return []
+        wanted = {}
+        if hosts:
+            for agg_id, host in session.execute(sa.select(
+                    models.PoolMember.aggregate_id,
+                    models.PoolMember.host).where(
+                    models.PoolMember.aggregate_id.in_(sorted(ids)),
+                    models.PoolMember.host.in_(hosts),
+                    models.PoolMember.state.in_(_IN_POOL_STATES))):
+                wanted.setdefault(agg_id, set()).add(host)
+        aggs = session.scalars(sa.select(models.Aggregate).where(
+            models.Aggregate.id.in_(sorted(ids))))
+        return sorted(
+            (a.id, a.name, frozenset((set(a.hosts or ()) & set(hosts))
+                                     | wanted.get(a.id, set())))
+            for a in aggs if _is_pool(a))
+
+
+def compute_hosts_by_uuid(xenserver_uuids):
+    """{xenserver uuid: compute host} for the registered ones."""
+    uuids = sorted(set(u for u in xenserver_uuids if u))
+    if not uuids:
+        return {}
+    with _reader() as session:
+        return {u: h for h, u in session.execute(sa.select(
+            models.Host.compute_host, models.Host.xenserver_uuid).where(
+            models.Host.xenserver_uuid.in_(uuids)))}
+
+
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def claim_pool_uuid(aggregate_id, pool_uuid):
+    """Record ``pool_uuid`` as this aggregate's pool (pools.pool_uuid).
+
+    The caller decided it owns the pool (engine.ownership); a row of
+    another aggregate that still names it (it lost the pool to this one)
+    lets go of it in the same transaction, as the unique key requires.
+    """
+    now = _now()
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.pool_uuid == pool_uuid,
+            models.Pool.aggregate_id != aggregate_id).values(
+            pool_uuid=None, updated_at=now))
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(
+            pool_uuid=pool_uuid, updated_at=now))
+
+
+def retry_pool(aggregate_id, host=None):
+    """Clear errors so the engine tries again; returns members cleared."""
+    now = _now()
+    with _writer() as session:
+        query = sa.update(models.PoolMember).where(
+            models.PoolMember.aggregate_id == aggregate_id,
+            models.PoolMember.state == MEMBER_ERROR)
+        if host is not None:
+            query = query.where(models.PoolMember.host == host)
+        cleared = session.execute(query.values(
+            state=MEMBER_PENDING, error_code=None, error_params=None,
+            attempts=0, next_attempt_at=None, updated_at=now)).rowcount
+        pool_values = {"due_at": now, "updated_at": now,
+                       "last_error_code": None, "last_error": None}
+        pool = session.get(models.Pool, aggregate_id)
+        if pool is None:
+            raise NotFound("aggregate %s has no pool" % aggregate_id)
+        if pool.state == POOL_ERROR:
+            pool_values["state"] = POOL_CHANGING
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(**pool_values))
+        return cleared
+
+
+def set_reflected(aggregate_id, reflected):
+    """Record the metadata poolmgr last wrote into the aggregate."""
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(
+            reflected=reflected))

@@ -1,0 +1,37 @@
+"""The states and outcomes stored in the tables, declared once."""
+
+
+
+
+
+
+# Notification outcomes, as stored in notifications.outcome.
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+STALE = "stale"
+RECORDED = "recorded"
+IGNORED = "ignored"
+REJECTED = "rejected"
+
+# Pool and member states (ARCHITECTURE.md "States").
+POOL_CREATED = "created"
+POOL_CHANGING = "changing"
+POOL_ACTIVE = "active"
+POOL_ERROR = "error"
+POOL_DISMISSED = "dismissed"
+POOL_STATES = (POOL_CREATED, POOL_CHANGING, POOL_ACTIVE, POOL_ERROR,
+               POOL_DISMISSED)
+
+MEMBER_PENDING = "pending"
+MEMBER_PREFLIGHT = "preflight"
+MEMBER_JOINING = "joining"
+MEMBER_ACTIVE = "active"
+MEMBER_EJECTING = "ejecting"
+MEMBER_REMOVED = "removed"
+MEMBER_ERROR = "error"
+
+# Journal statuses.
+OP_STARTED = "started"
+OP_SUCCEEDED = "succeeded"
+OP_FAILED = "failed"
+OP_ABANDONED = "abandoned"
