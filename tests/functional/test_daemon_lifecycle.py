@@ -90,7 +90,7 @@ def test_sighup_reloads_log_level_without_restarting_workers(
     nova, agg = _publish_pool(bus, hosts=1)
     _intake_done_with(bus, daemon, len(nova.sent), "probe-1", 0)
     # With debug on, the intake logs every notification at DEBUG.
-    assert " DEBUG poolmgr.notifications " in daemon.log_text()
+    assert " DEBUG poolmgr.intake.endpoint " in daemon.log_text()
     daemon.set_option("debug = true", "debug = false")
     daemon.signal(signal.SIGHUP)
     support.wait_for(lambda: daemon.log_text().count(
