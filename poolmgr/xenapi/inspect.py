@@ -31,7 +31,9 @@ def check_host(conf, url):
         "tls": scheme == "https",
         "tls_verified": scheme == "https" and conf.xenserver.verify_tls,
         "reachable": False,
-        "credentials_ok": False,
+        # NOTE(unknown): None until xapi answers a login; a connection or
+        # TLS failure (a pin mismatch) sent no credentials to judge.
+        "credentials_ok": None,
         "ok": False,
     }
     session = xsession.SessionCache(conf).fresh(url, follow_master=False)
@@ -49,6 +51,8 @@ def check_host(conf, url):
                           master_address=exc.params[0] if exc.params else None)
         else:
             report["reachable"] = not isinstance(exc, errors.XapiUnreachable)
+            if exc.code == "SESSION_AUTHENTICATION_FAILED":
+                report["credentials_ok"] = False
             report["error_code"] = exc.code
             report["error_params"] = exc.params
             report["hint"] = _HINTS.get(exc.code)

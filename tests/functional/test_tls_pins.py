@@ -235,6 +235,20 @@ def test_host_check_after_a_rotation_is_a_mismatch_without_login(
     assert logins(s, host) == []
 
 
+def test_host_check_after_a_rotation_does_not_call_the_credentials_wrong(
+        sim, config_file):
+    # Nothing was sent to the host, so nothing is known of the credentials.
+    s = sim(1)
+    host = s.hosts[0]
+    manage(config_file, "host", "register", "cmp-1", host["url"], "--pin")
+    s.rotate_certificate("xs01")
+    result = manage(config_file, "host", "check", "cmp-1", "--format",
+                    "json")
+    report = json.loads(result.stdout)
+    assert report["error_code"] == "TLS_PIN_MISMATCH"
+    assert report["credentials_ok"] is None
+
+
 def test_host_check_of_an_unpinned_self_signed_host_fails_verification(
         sim, config_file):
     s = sim(1)
