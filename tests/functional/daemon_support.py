@@ -21,6 +21,7 @@ import uuid
 
 import kombu
 import oslo_messaging
+import sqlalchemy as sa
 
 from poolmgr.db import api as db_api
 from poolmgr import fakenova
@@ -233,6 +234,20 @@ def desired(aggregate_id):
     agg = db_api.get_aggregate(aggregate_id)
     return (agg["name"], sorted(agg["hosts"]), agg["metadata"],
             agg["deleted"])
+
+
+def dump_tables(url):
+    """Every row of every table as text (secrets must not be in it)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    text = []
+    try:
+        with engine.connect() as conn:
+            for table in sa.inspect(conn).get_table_names():
+                for row in conn.execute(sa.text("SELECT * FROM %s" % table)):
+                    text.append("%s %r" % (table, tuple(row)))
+    finally:
+        engine.dispose()
+    return "\n".join(text)
 
 
 def shuffled_with_duplicates(items, seed):

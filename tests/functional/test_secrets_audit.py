@@ -19,9 +19,9 @@ import subprocess
 import sys
 import uuid
 
-import sqlalchemy as sa
 
 from poolmgr.db import api as db_api
+from tests.functional import daemon_support as support
 from tests.functional import engine_support as es
 
 SECRET = "xapi-Audit-%s" % uuid.uuid4().hex[:10]
@@ -35,19 +35,6 @@ def _manage(config, *args):
     return subprocess.run(cmd + ["--config-file", str(config), "--debug"]
                           + list(args), capture_output=True, text=True,
                           timeout=60)
-
-
-def _dump_tables(url):
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    text = []
-    try:
-        with engine.connect() as conn:
-            for table in sa.inspect(conn).get_table_names():
-                for row in conn.execute(sa.text("SELECT * FROM %s" % table)):
-                    text.append("%s %r" % (table, tuple(row)))
-    finally:
-        engine.dispose()
-    return "\n".join(text)
 
 
 def _config(path, mysql_url):
@@ -122,7 +109,7 @@ def test_refused_credentials_leave_no_password_anywhere(
             text += logging.Formatter().formatException(record.exc_info)
         records.append(text)
     assert any("SESSION_AUTHENTICATION_FAILED" in r for r in records)
-    tables = _dump_tables(mysql_url)
+    tables = support.dump_tables(mysql_url)
     assert "SESSION_AUTHENTICATION_FAILED" in tables
     stored = json.dumps([db_api.get_pool(1), db_api.list_members(1),
                          es.journal(1)], default=str)

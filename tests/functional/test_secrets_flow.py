@@ -22,7 +22,6 @@ import threading
 import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from poolmgr.db import api as db_api
 from tests.conftest import service_unavailable
@@ -53,19 +52,6 @@ def rabbit_secret_url(rabbit_url):
         yield "rabbit://%s:%s@%s" % (user, password, host), password
     finally:
         _rabbitmqctl("delete_user", user)
-
-
-def _dump_tables(url):
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    text = []
-    try:
-        with engine.connect() as conn:
-            for table in sa.inspect(conn).get_table_names():
-                for row in conn.execute(sa.text("SELECT * FROM %s" % table)):
-                    text.append("%s %r" % (table, tuple(row)))
-    finally:
-        engine.dispose()
-    return "\n".join(text)
 
 
 def _manage(config, *args):
@@ -123,7 +109,7 @@ def test_no_secret_in_logs_rows_errors_or_process_titles(
     log = daemon.log_text()
     assert " DEBUG " in log
     assert "JOINING_HOST_CANNOT_CONTAIN_SHARED_SRS" in log
-    tables = _dump_tables(mysql_url)
+    tables = support.dump_tables(mysql_url)
     assert "JOINING_HOST_CANNOT_CONTAIN_SHARED_SRS" in tables
     shown = {m["host"]: (m["state"], m["error_code"])
              for m in json.loads(show.stdout)["members"]}

@@ -16,11 +16,11 @@ import sys
 
 from oslo_utils import timeutils
 import pytest
-import sqlalchemy as sa
 
 from poolmgr.db import api as db_api
 from poolmgr.xenapi import errors
 from poolmgr.xenapi import session as xsession
+from tests.functional import daemon_support as support
 from tests.functional import engine_support as es
 
 LOGIN = "session.login_with_password"
@@ -448,19 +448,6 @@ def test_pinned_hosts_can_be_reached_with_verify_tls_off(sim, conf):
 
 # -- secrets ------------------------------------------------------------------
 
-def _dump_tables(url):
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    text = []
-    try:
-        with engine.connect() as conn:
-            for table in sa.inspect(conn).get_table_names():
-                for row in conn.execute(sa.text("SELECT * FROM %s" % table)):
-                    text.append("%s %r" % (table, tuple(row)))
-    finally:
-        engine.dispose()
-    return "\n".join(text)
-
-
 def test_no_password_in_logs_db_or_output_over_tls(
         sim, conf, config_file, mysql_url, caplog):
     caplog.set_level(logging.DEBUG)
@@ -474,8 +461,8 @@ def test_no_password_in_logs_db_or_output_over_tls(
         ("host", "show", "cmp-1", "--format", "json"),
         ("pool", "show", "1", "--format", "json"))]
     logged = "\n".join(caplog.handler.format(r) for r in caplog.records)
-    assert "TLS_PIN_MISMATCH" in logged + _dump_tables(mysql_url)
+    assert "TLS_PIN_MISMATCH" in logged + support.dump_tables(mysql_url)
     assert es.PASSWORD not in logged
-    assert es.PASSWORD not in _dump_tables(mysql_url)
+    assert es.PASSWORD not in support.dump_tables(mysql_url)
     for out in outputs:
         assert es.PASSWORD not in out.stdout + out.stderr
