@@ -736,7 +736,9 @@ def measure_scrape(rows=SCRAPE_ROWS):
         fill_seconds = time.monotonic() - t0
         registry = metrics.build_registry()
         scrape_ms = _timed(lambda: exposition.generate_latest(registry))
-        status_ms = _timed(views.status_view)
+        status_ms = _timed(lambda: views.status_view(
+            views.all_pool_views(db_api.all_pool_rows()),
+            db_api.intake_totals()))
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
             group_by_ms = _timed(lambda: conn.execute(sa.text(

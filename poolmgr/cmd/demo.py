@@ -186,7 +186,7 @@ class Demo:
 
     def pool(self, agg_id):
         agg = db_api.get_aggregate(agg_id)
-        return views.pool_view(agg) if agg else None
+        return views.pool_view(agg, *db_api.pool_rows(agg_id)) if agg else None
 
     def converged(self, agg_id, hosts):
         pool = self.pool(agg_id)
@@ -262,7 +262,7 @@ class Demo:
                 "metadata"].items()):
             self.say("  %s = %s" % (key, value))
         print(file=self.out)
-        pools = views.all_pool_views()
+        pools = views.all_pool_views(db_api.all_pool_rows())
         print(views.pool_list_table(pools), file=self.out)
         print(file=self.out)
         print(views.pool_show_text(self.pool(agg)), file=self.out)

@@ -73,12 +73,9 @@ def _member_view(member):
             "updated_at": _time(member["updated_at"])}
 
 
-def pool_view(agg, pool=None, members=None):
-    """The ``pool show`` object for one aggregate."""
-    if pool is None:
-        pool = db_api.get_pool(agg["id"])
-    if members is None:
-        members = db_api.list_members(agg["id"]) if pool else []
+def pool_view(agg, pool, members):
+    """The ``pool show`` object for one aggregate, from its rows
+    (``db_api.pool_rows``: its pool row or None, and the member rows)."""
     known = {m["host"] for m in members}
     member_views = [_member_view(m) for m in members]
     is_pool = (not agg["deleted"]) and events.POOL_FLAG in agg["metadata"]
@@ -116,18 +113,9 @@ def pool_view(agg, pool=None, members=None):
     }
 
 
-def all_pool_views():
-    aggs = {a["id"]: a for a in db_api.list_aggregates()}
-    members = {}
-    for m in db_api.list_all_members():
-        members.setdefault(m["aggregate_id"], []).append(m)
-    views = []
-    for pool in db_api.list_pools():
-        agg = aggs.get(pool["aggregate_id"])
-        if agg is None:
-            continue
-        views.append(pool_view(agg, pool, members.get(agg["id"], [])))
-    return views
+def all_pool_views(rows):
+    """``pool list``: the pool_view of each of ``db_api.all_pool_rows()``."""
+    return [pool_view(agg, pool, members) for agg, pool, members in rows]
 
 
 def pool_list_table(pools):
@@ -240,16 +228,16 @@ def events_table(rows):
     return table.get_string()
 
 
-def status_view():
-    pools = all_pool_views()
+def status_view(pools, totals):
+    """``status`` from the pool views and ``db_api.intake_totals()``."""
     by_state = {}
     for p in pools:
         by_state[p["state"]] = by_state.get(p["state"], 0) + 1
     outcomes = {}
-    for (_, outcome), count in db_api.notification_counts().items():
+    for (_, outcome), count in totals["notification_counts"].items():
         outcomes[outcome] = outcomes.get(outcome, 0) + count
     # Totals from the counters table: a purge of the log never lowers them.
-    duplicates = sum(db_api.duplicate_counts().values())
+    duplicates = sum(totals["duplicate_counts"].values())
     if duplicates:
         outcomes[db_api.DUPLICATE] = duplicates
     errors = []
@@ -264,9 +252,9 @@ def status_view():
                            "code": p["last_error_code"],
                            "params": [p["last_error"]]})
     return {
-        "last_notification_at": _time(db_api.last_notification_time()),
+        "last_notification_at": _time(totals["last_notification_at"]),
         "notifications_by_outcome": outcomes,
-        "notifications_skipped": db_api.skipped_count(),
+        "notifications_skipped": totals["skipped"],
         "pools_by_state": by_state,
         "pools_total": len(pools),
         "pools_ready": sum(1 for p in pools if p["live_migration_ready"]),

@@ -14,6 +14,7 @@ They live one module per concern (ARCHITECTURE.md, ``poolmgr/db/``):
 - ``inventory``: hosts; ``pools``: pools, members, due times, ownership
 - ``leases``: fenced leases; ``journal``: the steps' before and after
 - ``counters``: monotonic totals; ``service_status``: per-service status
+- ``overview``: the reads behind ``pool list|show`` and ``status``
 
 This module re-exports all of them, so ``db_api.X`` keeps working.
 """
@@ -57,6 +58,8 @@ from poolmgr.db.journal import (  # noqa: F401
     operation_counts)
 from poolmgr.db.service_status import (  # noqa: F401
     set_service_status, get_service_status)
+from poolmgr.db.overview import (  # noqa: F401
+    pool_rows, all_pool_rows, intake_totals)
 
 
 def __getattr__(name):
