@@ -36,17 +36,14 @@ def _bump(session, counts):
         return
     dialect = session.get_bind().dialect.name
     # NOTE(upsert): one statement per transaction whatever the number of
-    # names; rows in name order so concurrent writers lock them in one
-    # order and queue instead of deadlocking.
+    # names (an executemany the driver sends as one multi-row INSERT; the
+    # statement is built once, so it is compiled once); rows in name order
+    # so concurrent writers lock them in one order and queue instead of
+    # deadlocking.
     if dialect in ("mysql", "mariadb"):
-        stmt = sa_mysql.insert(models.Counter).values(rows)
-        stmt = stmt.on_duplicate_key_update(
-            value=models.Counter.value + stmt.inserted.value)
+        session.execute(_MYSQL_BUMP, rows)
     elif dialect == "sqlite":
-        stmt = sa_sqlite.insert(models.Counter).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[models.Counter.name],
-            set_={"value": models.Counter.value + stmt.excluded.value})
+        session.execute(_SQLITE_BUMP, rows)
     else:
         for row in rows:
             counter = session.get(models.Counter, row["name"],
@@ -55,8 +52,21 @@ def _bump(session, counts):
                 session.add(models.Counter(**row))
             else:
                 counter.value += row["value"]
-        return
-    session.execute(stmt)
+
+
+def _upserts():
+    table = models.Counter.__table__
+    mysql = sa_mysql.insert(table)
+    mysql = mysql.on_duplicate_key_update(
+        value=table.c.value + mysql.inserted.value)
+    sqlite = sa_sqlite.insert(table)
+    sqlite = sqlite.on_conflict_do_update(
+        index_elements=[table.c.name],
+        set_={"value": table.c.value + sqlite.excluded.value})
+    return mysql, sqlite
+
+
+_MYSQL_BUMP, _SQLITE_BUMP = _upserts()
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)

@@ -5,6 +5,7 @@ import uuid
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as sa_mysql
 
 from poolmgr.db import models
 from poolmgr.db.session import _writer, _reader, _now, _stamp, _row_dict, _clip
@@ -14,7 +15,7 @@ from poolmgr.db.counters import (
     _SEP, NOTIFICATIONS, DUPLICATES, _MAX_LABEL, _counter, _bump, add_counters,
     counter_values)
 from poolmgr.db.mirror import (
-    merge_event, _significant, _new_aggregate, _touch_pools)
+    merge_event, _significant, _touch_pools)
 from poolmgr import events
 
 
@@ -96,6 +97,78 @@ def last_notification_time():
             sa.func.max(models.Notification.received_at)))
 
 
+# NOTE(core): the batch path reads and writes aggregates, notifications
+# and counters with Core statements on plain rows: ORM objects per row
+# (identity map, attribute events, a unit of work that splits an INSERT
+# wherever a row has a NULL the others lack) cost more CPU than the
+# database round trips. merge_event() works on either kind of object.
+_AGGREGATES = models.Aggregate.__table__
+_NOTIFICATIONS = models.Notification.__table__
+# Column name -> attribute name of what merge_event() folds into.
+_MIRROR_FIELDS = {c.name: "metadata_" if c.name == "metadata" else c.name
+                  for c in _AGGREGATES.columns}
+_WRITTEN = [name for name in _MIRROR_FIELDS
+            if name not in ("id", "created_at", "api_synced_at")]
+
+
+class _Mirror:
+    """One aggregates row as plain attributes."""
+
+    __slots__ = tuple(_MIRROR_FIELDS.values()) + ("new",)
+
+    def __init__(self, values, new=False):
+        for name, attr in _MIRROR_FIELDS.items():
+            setattr(self, attr, values.get(name))
+        self.new = new
+
+    def row(self):
+        return {name: getattr(self, attr)
+                for name, attr in _MIRROR_FIELDS.items()}
+
+
+def _load_mirrors(session, agg_ids):
+    if not agg_ids:
+        return {}
+    # NOTE(locks): rows are locked in id order so that concurrent
+    # batches touching the same aggregates queue instead of deadlocking.
+    rows = session.execute(sa.select(_AGGREGATES).where(
+        _AGGREGATES.c.id.in_(agg_ids)).order_by(
+        _AGGREGATES.c.id).with_for_update())
+    return {row.id: _Mirror(row._mapping) for row in rows}
+
+
+def _store_mirrors(session, aggs):
+    new = [a.row() for a in aggs if a.new]
+    old = [a.row() for a in aggs if not a.new]
+    if new:
+        # NOTE(race): a plain INSERT, so an aggregate another intake
+        # created meanwhile raises DBDuplicateEntry and the batch is
+        # retried on its row instead of overwriting it.
+        session.execute(_AGGREGATES.insert(), new)
+    if not old:
+        return
+    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+        # NOTE(upsert): the rows exist and are locked (FOR UPDATE above),
+        # so this is an UPDATE of all of them in one round trip.
+        session.execute(_MYSQL_UPDATE, old)
+        return
+    session.execute(_UPDATE, [dict({n: r[n] for n in _WRITTEN}, _id=r["id"])
+                              for r in old])
+
+
+def _updates():
+    mysql = sa_mysql.insert(_AGGREGATES)
+    mysql = mysql.on_duplicate_key_update(
+        {name: mysql.inserted[name] for name in _WRITTEN})
+    other = _AGGREGATES.update().where(
+        _AGGREGATES.c.id == sa.bindparam("_id")).values(
+        {name: sa.bindparam(name) for name in _WRITTEN})
+    return mysql, other
+
+
+_MYSQL_UPDATE, _UPDATE = _updates()
+
+
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
 def _record_events_once(batch):
     now = _now()
@@ -103,8 +176,8 @@ def _record_events_once(batch):
     with _writer() as session:
         ids = list({e.message_id for e in batch})
         seen = set(session.scalars(sa.select(
-            models.Notification.message_id).where(
-            models.Notification.message_id.in_(ids))))
+            _NOTIFICATIONS.c.message_id).where(
+            _NOTIFICATIONS.c.message_id.in_(ids))))
         fresh = []
         for index, event in enumerate(batch):
             if event.message_id in seen:
@@ -112,16 +185,11 @@ def _record_events_once(batch):
             else:
                 seen.add(event.message_id)
                 fresh.append(index)
-        agg_ids = sorted({batch[i].aggregate_id for i in fresh
-                          if batch[i].phase == events.END
-                          and batch[i].aggregate_id is not None})
-        # NOTE(locks): rows are locked in id order so that concurrent
-        # batches touching the same aggregates queue instead of deadlocking.
-        aggs = {a.id: a for a in session.scalars(
-            sa.select(models.Aggregate).where(
-                models.Aggregate.id.in_(agg_ids)).order_by(
-                models.Aggregate.id).with_for_update())} if agg_ids else {}
-        rows, touched = [], {}
+        aggs = _load_mirrors(session, sorted(
+            {batch[i].aggregate_id for i in fresh
+             if batch[i].phase == events.END
+             and batch[i].aggregate_id is not None}))
+        rows, touched, significant = [], {}, {}
         for index in fresh:
             event = batch[index]
             row = dict(message_id=event.message_id,
@@ -135,11 +203,15 @@ def _record_events_once(batch):
             elif event.phase == events.END:
                 agg = aggs.get(event.aggregate_id)
                 if agg is None:
-                    agg = aggs[event.aggregate_id] = _new_aggregate(
-                        event.aggregate_id, now)
-                    session.add(agg)
+                    agg = aggs[event.aggregate_id] = _Mirror(
+                        _new_aggregate_values(event.aggregate_id, now),
+                        new=True)
                 previous_event_at = agg.last_event_at
-                before = _significant(agg)
+                # NOTE(significant): what the previous event of the batch
+                # left is what this one starts from.
+                before = significant.get(agg.id)
+                if before is None:
+                    before = _significant(agg)
                 changed = merge_event(agg, event)
                 agg.updated_at = now
                 if changed or previous_event_at is None or (
@@ -149,17 +221,18 @@ def _record_events_once(batch):
                     row["outcome"] = STALE
                 if changed:
                     agg.last_cause = event.cause
+                after = significant[agg.id] = _significant(agg)
                 # NOTE(reflection): a change of poolmgr's own metadata keys
                 # (the update_metadata its reflection caused) is stored but
                 # gives the engine no work, so it cannot loop.
-                if _significant(agg) != before:
-                    touched[agg.id] = (agg, event.cause)
+                if after != before:
+                    touched[agg.id] = agg
             outcomes[index] = row["outcome"]
             rows.append(row)
-        session.flush()
-        _touch_pools(session, {a.id: a for a, _ in touched.values()}, now)
+        _store_mirrors(session, [aggs[i] for i in sorted(aggs)])
+        _touch_pools(session, touched, now)
         if rows:
-            session.execute(sa.insert(models.Notification), rows)
+            session.execute(_NOTIFICATIONS.insert(), rows)
         counts = {}
         for event, outcome in zip(batch, outcomes):
             name = (_counter(DUPLICATES, event.event_type)
@@ -168,6 +241,12 @@ def _record_events_once(batch):
             counts[name] = counts.get(name, 0) + 1
         _bump(session, counts)
     return outcomes
+
+
+def _new_aggregate_values(aggregate_id, now):
+    return {"id": aggregate_id, "hosts": [], "metadata": {},
+            "host_stamps": {}, "meta_stamps": {}, "deleted": False,
+            "created_at": now, "updated_at": now}
 
 
 def record_events(batch):
