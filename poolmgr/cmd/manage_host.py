@@ -16,7 +16,7 @@ def host_register(conf, args):
     validate_compute_host(args.compute_host)
     url = validate_xapi_url(args.xapi_url)
     pin = _pin_choice(conf, args, url)
-    compute_vm = _compute_vm_choice(conf, args, url)
+    compute_vm = _compute_vm_choice(conf, args, url, pin.fingerprint)
     created = db_api.register_host(args.compute_host, url)
     if compute_vm is not _KEEP_COMPUTE_VM:
         compute_vms.set_compute_vm(args.compute_host, compute_vm)
@@ -40,8 +40,9 @@ def _pin_choice(conf, args, url):
 _KEEP_COMPUTE_VM = object()
 
 
-def _compute_vm_choice(conf, args, url):
-    """--compute-vm: a uuid, ``auto`` (asks xapi), ``none``; when omitted a
+def _compute_vm_choice(conf, args, url, pin=None):
+    """--compute-vm: a uuid, ``auto`` (asks xapi, over a connection verified
+    with ``pin`` when --pin/--repin chose one), ``none``; when omitted a
     new host has none and a known one keeps what was recorded."""
     value = args.compute_vm
     if value is None:
@@ -60,7 +61,7 @@ def _compute_vm_choice(conf, args, url):
     from poolmgr.xenapi import compute_vm as xcompute_vm
     from poolmgr.xenapi import errors as xerrors
     try:
-        return xcompute_vm.discover(conf, url, args.compute_host)
+        return xcompute_vm.discover(conf, url, args.compute_host, pin)
     except xcompute_vm.NoSingleCandidate as exc:
         raise CommandError("--compute-vm auto: %s; candidates: %s; pass "
                            "--compute-vm UUID (or none)" % (

@@ -86,10 +86,22 @@ def _describe(vms):
                                    vm.get("power_state", "?")) for vm in vms)
 
 
-def _read(conf, url):
+def _read(conf, url, pin=None):
+    pin_lookup = xsession.inventory_pins
+    if pin:
+        # NOTE(new-pin): host register looks the VM up before it stores the
+        # pin it just chose, so that pin verifies this address; the
+        # inventory's pins verify any other (a master a redirection names).
+        address = urllib.parse.urlsplit(url).hostname
+
+        def pin_lookup(target):
+            if urllib.parse.urlsplit(target).hostname == address:
+                return frozenset([pin])
+            return xsession.inventory_pins(target)
     # NOTE(follow): a registered host may already be a pool member, whose
     # VMs only its master lists.
-    session = xsession.SessionCache(conf).fresh(url, follow_master=True)
+    session = xsession.SessionCache(conf, pin_lookup=pin_lookup).fresh(
+        url, follow_master=True)
     try:
         session.login()
         return (session.call("host.get_all_records"),
@@ -98,9 +110,12 @@ def _read(conf, url):
         session.logout()
 
 
-def discover(conf, url, compute_host):
-    """``--compute-vm auto``: the uuid, or NoSingleCandidate/XapiError."""
-    hosts, vms = _read(conf, url)
+def discover(conf, url, compute_host, pin=None):
+    """``--compute-vm auto``: the uuid, or NoSingleCandidate/XapiError.
+
+    ``pin``: the fingerprint ``host register --pin`` is about to store; the
+    host at ``url`` is accepted on that certificate only."""
+    hosts, vms = _read(conf, url, pin)
     host_ref = host_ref_for(hosts, url, compute_host)
     if host_ref is None:
         raise NoSingleCandidate("xapi at that URL lists no host %s"

@@ -197,6 +197,29 @@ def test_a_new_url_keeps_the_pin_and_says_so(sim, config_file):
         first["sha256_fingerprint"]
 
 
+def test_register_pin_with_compute_vm_auto_finds_the_vm_of_a_new_host(
+        sim, config_file):
+    s = sim(1, compute_vms=True)
+    host = s.hosts[0]
+    result = manage(config_file, "host", "register", "cmp-1", host["url"],
+                    "--pin", "--compute-vm", "auto")
+    assert result.returncode == 0, result.stderr
+    shown = host_json(config_file, "cmp-1")
+    assert (shown["compute_vm_uuid"], shown["sha256_fingerprint"]) == (
+        host["compute_vm_uuid"], host["sha256_fingerprint"])
+
+
+def test_register_compute_vm_auto_over_a_wrong_given_pin_sends_no_login(
+        sim, config_file):
+    s = sim(1, compute_vms=True)
+    result = manage(config_file, "host", "register", "cmp-1",
+                    s.hosts[0]["url"], "--pin", WRONG, "--compute-vm", "auto")
+    assert result.returncode == 1
+    assert "TLS_PIN_MISMATCH" in result.stderr
+    assert logins(s, s.hosts[0]) == []
+    assert manage(config_file, "host", "show", "cmp-1").returncode == 1
+
+
 def test_host_show_of_an_unpinned_host_has_no_fingerprint(sim, config_file):
     s = sim(1)
     manage(config_file, "host", "register", "cmp-1", s.hosts[0]["url"])
@@ -466,3 +489,20 @@ def test_no_password_in_logs_db_or_output_over_tls(
     assert es.PASSWORD not in support.dump_tables(mysql_url)
     for out in outputs:
         assert es.PASSWORD not in out.stdout + out.stderr
+
+
+def test_repin_clears_the_pin_mismatch_recorded_on_the_member(
+        sim, conf, config_file):
+    s = sim(2)
+    form_pool(s, conf)
+    s.rotate_certificate("xs01")
+    assert not es.engine(conf).reconcile_pool(1).converged
+    assert es.members(1)["cmp-1"]["error_code"] == "TLS_PIN_MISMATCH"
+    result = manage(config_file, "host", "register", "cmp-1",
+                    s.hosts[0]["url"], "--repin")
+    assert result.returncode == 0, result.stderr
+    result = es.engine(conf).reconcile_pool(1)
+    member = es.members(1)["cmp-1"]
+    assert result.converged and result.state == "active"
+    assert (member["state"], member["error_code"], member["error_params"]) \
+        == ("active", None, None)
