@@ -7,6 +7,7 @@ aggregate. Both become one :class:`poolmgr.events.AggregateEvent`;
 anything Nova would not send raises :class:`InvalidNotification`.
 """
 
+import contextlib
 import datetime
 import re
 
@@ -123,8 +124,14 @@ def parse_timestamp(value):
     if match is None:
         raise InvalidNotification("timestamp %r is not YYYY-MM-DD HH:MM:SS"
                                   % value[:64])
+    fraction = match.group(7)
+    if fraction is None or len(fraction) == 6:
+        # NOTE(fast): Nova's own two shapes; fromisoformat reads them in C
+        # (every Python 3 since 3.7), the general path below costs 3x.
+        with contextlib.suppress(ValueError):
+            return datetime.datetime.fromisoformat(value)
     parts = [int(p) for p in match.groups()[:6]]
-    micro = int((match.group(7) or "0").ljust(6, "0"))
+    micro = int((fraction or "0").ljust(6, "0"))
     try:
         return datetime.datetime(*parts, microsecond=micro)
     except ValueError as exc:
@@ -140,6 +147,8 @@ def _split_event_type(event_type):
 
 
 def _is_versioned(payload):
+    if "nova_object.data" in payload:
+        return True
     return any(isinstance(k, str) and k.startswith("nova_object.")
                for k in payload)
 
