@@ -290,9 +290,15 @@ def plan_pool_changes(desired, observed, members, force=False):
                                           "master": master}))
             continue
         steps += _member_compute_vm_steps(pool, view, master, member)
-        for repair in repairs:
-            if repair.host_ref != view.ref:
-                continue
+        owed = [r for r in repairs if r.host_ref == view.ref]
+        if member.get("state") == MEMBER_ERROR:
+            # NOTE(parked): a parked member's repair is not retried every
+            # pass (only `pool retry` does); it is active again only once
+            # nothing is owed on it any more (its PBDs were plugged).
+            if not owed and not _compute_vm_owed(pool, view):
+                steps.append(Step(MARK_ACTIVE, name))
+            continue
+        for repair in owed:
             if repair.kind == PLUG_PBD:
                 steps.append(Step(PLUG_PBD, name, params={
                     "pbd_ref": repair.pbd_ref, "sr_ref": repair.sr_ref,
@@ -303,9 +309,9 @@ def plan_pool_changes(desired, observed, members, force=False):
                     "sr_name": repair.sr_name,
                     "device_config": repair.device_config,
                     "master": master}))
-        if member.get("state") != MEMBER_ACTIVE and not (
-                member.get("state") == MEMBER_ERROR
-                and _compute_vm_owed(pool, view)):
+        if member.get("state") != MEMBER_ACTIVE or member.get("error_code"):
+            # An active member's code (a 'blocked' step recorded it while
+            # it was unreachable) is cleared once it is healthy again.
             steps.append(Step(MARK_ACTIVE, name))
 
     master_address = pool.master.get("address")

@@ -146,3 +146,94 @@ def test_registered_host_joined_by_hand_is_not_called_unregistered(sim):
     assert "not a registered compute host" not in reasons
     assert "is registered compute host cmp-3 but is not in this " \
         "aggregate" in reasons
+
+
+# -- a code recorded on an active member is cleared when it is healthy again
+
+
+def _member_updates(engine, aggregate_id):
+    """UPDATE statements on pool_members during one pass, and the result."""
+    import sqlalchemy as sa
+    seen = []
+
+    def listen(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE POOL_MEMBERS"):
+            seen.append(statement)
+    engine_ = db_api.get_engine()
+    sa.event.listen(engine_, "before_cursor_execute", listen)
+    try:
+        result = engine.reconcile_pool(aggregate_id)
+    finally:
+        sa.event.remove(engine_, "before_cursor_execute", listen)
+    return seen, result
+
+
+def test_code_on_an_active_member_is_cleared_once_it_is_healthy(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    assert until_settled(engine, 1).converged
+    # What the 'blocked' step records on a member it does not park (e.g.
+    # TLS_PIN_MISMATCH while its certificate was rotated).
+    db_api.upsert_member(1, "cmp-2", error_code="TLS_PIN_MISMATCH",
+                         error_params=["old", "new"])
+    result = engine.reconcile_pool(1)
+    member = es.members(1)["cmp-2"]
+    assert (member["state"], member["error_code"], member["error_params"]) \
+        == ("active", None, None), (result, member)
+
+
+def test_a_steady_pass_writes_no_member_row(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    assert until_settled(engine, 1).converged
+    updates, result = _member_updates(engine, 1)
+    assert result.converged
+    assert updates == []
+
+
+def test_member_whose_pbd_will_not_plug_stays_in_error_over_passes(sim):
+    s = sim(2)
+    names = es.register(s)
+    s.create_shared_sr(s.hosts[0]["name_label"], "nfs-shared", "nfs")
+    s.set_pbd_plug_failure(s.hosts[1]["name_label"], "nfs-shared",
+                           code="SR_BACKEND_FAILURE_73")
+    es.want(1, "pbd", names)
+    engine = es.engine(es.make_conf(max_attempts=1))
+    until_settled(engine, 1)
+    assert es.members(1)["cmp-2"]["state"] == "error"
+    plugs = len(s.calls("PBD.plug"))
+    states = []
+    for _ in range(4):
+        engine.reconcile_pool(1)
+        member = es.members(1)["cmp-2"]
+        states.append((member["state"], member["error_code"]))
+    assert states == [("error", "SR_BACKEND_FAILURE_73")] * 4
+    assert len(s.calls("PBD.plug")) == plugs
+    assert db_api.get_pool(1)["state"] == "error"
+
+
+def test_member_in_error_whose_pbd_was_plugged_by_hand_is_active_again(sim):
+    s = sim(2)
+    names = es.register(s)
+    s.create_shared_sr(s.hosts[0]["name_label"], "nfs-shared", "nfs")
+    s.set_pbd_plug_failure(s.hosts[1]["name_label"], "nfs-shared",
+                           code="SR_BACKEND_FAILURE_73")
+    es.want(1, "pbd", names)
+    engine = es.engine(es.make_conf(max_attempts=1))
+    until_settled(engine, 1)
+    assert es.members(1)["cmp-2"]["state"] == "error"
+    s.set_pbd_plug_failure(s.hosts[1]["name_label"], "nfs-shared",
+                           enabled=False)
+    session = XenAPI.Session(s.hosts[0]["url"])
+    session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "test")
+    for ref, pbd in session.xenapi.PBD.get_all_records().items():
+        if not pbd["currently_attached"]:
+            session.xenapi.PBD.plug(ref)
+    result = until_settled(engine, 1)
+    member = es.members(1)["cmp-2"]
+    assert (member["state"], member["error_code"]) == ("active", None)
+    assert result.converged and db_api.get_pool(1)["live_migration_ready"]
