@@ -6,6 +6,7 @@ import random
 import socket
 import threading
 
+import amqp.exceptions
 import cotyledon
 from cotyledon import oslo_config_glue
 from oslo_config import cfg
@@ -17,6 +18,7 @@ from oslo_messaging import opts as messaging_opts
 from poolmgr.db import api as db_api
 from poolmgr import notifications
 from poolmgr import opts
+from poolmgr import utils
 
 LOG = log.getLogger(__name__)
 
@@ -71,6 +73,10 @@ def _jitter(worker_id):
     return worker_id * random.uniform(0.5, 1.0)
 
 
+_BROKER_ERRORS = (amqp.exceptions.AMQPError, ConnectionError)
+_LISTEN_RETRY_MIN, _LISTEN_RETRY_MAX = 2.0, 60.0
+
+
 class IntakeService(cotyledon.Service):
     """Consumes Nova's aggregate notifications into the database."""
 
@@ -89,25 +95,58 @@ class IntakeService(cotyledon.Service):
         if self._stopping.wait(_jitter(self.worker_id)):
             return
         db_api.configure(self.conf)
-        transport = oslo_messaging.get_notification_transport(self.conf)
         self.endpoint = notifications.build_endpoint(self.conf)
+        delay, failing = _LISTEN_RETRY_MIN, False
+        while True:
+            try:
+                if not self._listen():
+                    return
+                break
+            except _BROKER_ERRORS as exc:
+                # NOTE(broker): refused credentials or vhost are not retried
+                # by oslo.messaging; one line per streak, not a traceback
+                # and a respawn every second.
+                if not failing:
+                    LOG.error("Intake worker %d cannot listen on the message "
+                              "bus %s: %s: %s; retrying until it can",
+                              self.worker_id,
+                              utils.mask_url(self.conf.transport_url or ""),
+                              type(exc).__name__, utils.mask_url(str(exc)))
+                failing = True
+            LOG.debug("Intake worker %d retrying the message bus in %.0f s",
+                      self.worker_id, delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, _LISTEN_RETRY_MAX)
+        if failing:
+            LOG.info("Intake worker %d: the message bus accepted it",
+                     self.worker_id)
+        LOG.info("Intake worker %d listening on exchange %s, topics %s, "
+                 "queue %s", self.worker_id, self.conf.notifications.exchange,
+                 ",".join(self.conf.notifications.topics),
+                 self.conf.notifications.pool)
+
+    def _listen(self):
+        """Start a listener; False when told to stop first."""
+        transport = oslo_messaging.get_notification_transport(self.conf)
         listener = notifications.build_listener(transport, self.conf,
                                                 self.endpoint)
         with self._lock:
             if self._stopping.is_set():
                 transport.cleanup()
-                return
-            self.transport, self.listener = transport, listener
+                return False
             # NOTE(ordering): messages are handled in parallel and out of
             # order on purpose; the database folds them per host and per
             # metadata key by timestamp, so the result does not depend on
             # arrival order.
-            listener.start(
-                override_pool_size=self.conf.notifications.executor_threads)
-        LOG.info("Intake worker %d listening on exchange %s, topics %s, "
-                 "queue %s", self.worker_id, self.conf.notifications.exchange,
-                 ",".join(self.conf.notifications.topics),
-                 self.conf.notifications.pool)
+            try:
+                listener.start(override_pool_size=self.conf.notifications
+                               .executor_threads)
+            except BaseException:
+                transport.cleanup()
+                raise
+            self.transport, self.listener = transport, listener
+        return True
 
     def terminate(self):
         with self._lock:
