@@ -20,6 +20,7 @@ This module is the parser and main().
 """
 
 import argparse
+import os
 import sys
 
 from oslo_db import exception as db_exc
@@ -272,6 +273,11 @@ def main(argv=None):
             file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # NOTE(pipe): the reader went away (`... | head`); nothing to say,
+        # and stdout must not be flushed into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - never a traceback for operators
         LOG.debug("command failed", exc_info=True)

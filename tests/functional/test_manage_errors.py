@@ -135,3 +135,16 @@ def test_pool_retry_of_a_member_in_error_clears_it(config):
     assert result.returncode == 0, result.stderr
     assert "1 member error(s) cleared" in result.stdout
     assert db_api.list_members(1)[0]["state"] == db_api.MEMBER_PENDING
+
+
+def test_output_into_a_closed_pipe_prints_no_error(config):
+    # `poolmgr-manage events list | head -1`: the reader has gone.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([BIN, "--config-file", config, "status"],
+                                stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
