@@ -124,13 +124,15 @@ def pool_list_table(pools):
     for p in pools:
         errors = sorted({m["error_code"] for m in p["members"]
                          if m["error_code"]})
-        if p["last_error_code"]:
+        if p["last_error_code"] and p["last_error_code"] not in errors:
             errors.append(p["last_error_code"])
+        desired = set(p["desired_hosts"])
         table.add_row([p["aggregate_id"], p["name"], p["state"],
                        p["master"] or "-",
                        "%d/%d" % (sum(1 for m in p["members"]
-                                      if m["state"] == "active"),
-                                  len(p["desired_hosts"])),
+                                      if m["state"] == "active"
+                                      and m["host"] in desired),
+                                  len(desired)),
                        "yes" if p["live_migration_ready"] else "no",
                        ", ".join(errors) or "-"])
     return table.get_string()
