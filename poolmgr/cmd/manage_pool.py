@@ -31,14 +31,16 @@ def pool_retry(conf, args):
     if args.host is not None:
         # A host that left the aggregate but is still a member (an eject
         # refused) can be retried too.
-        known = set(agg["hosts"]) | {
-            m["host"] for m in db_api.list_members(agg["id"])
-            if m["state"] != db_api.MEMBER_REMOVED}
-        if args.host not in known:
+        members = {m["host"] for m in db_api.list_members(agg["id"])
+                   if m["state"] != db_api.MEMBER_REMOVED}
+        if args.host not in set(agg["hosts"]) | members:
             raise CommandError(
-                "host %s is not in aggregate %s (%s); its hosts: %s" % (
+                "host %s is not in aggregate %s (%s) nor a member of its "
+                "pool; aggregate hosts: %s; other members of its pool: %s" % (
                     args.host, agg["id"], agg["name"],
-                    ", ".join(sorted(known)) or "none"))
+                    ", ".join(sorted(agg["hosts"])) or "none",
+                    ", ".join(sorted(members - set(agg["hosts"])))
+                    or "none"))
     try:
         cleared = db_api.retry_pool(agg["id"], args.host)
     except db_api.NotFound as exc:

@@ -127,6 +127,16 @@ def test_pool_retry_of_a_host_not_in_the_aggregate_fails(config):
     assert "cleared" not in result.stdout
 
 
+def test_pool_retry_refusal_does_not_list_a_leaving_member_as_in_the_aggregate(
+        config):
+    db_api.put_aggregate(1, "pool-a", ["xs01"], {"hypervisor_pool": "true"})
+    db_api.upsert_member(1, "xs02", state=db_api.MEMBER_ERROR,
+                         error_code="EJECT_WOULD_DESTROY_COMPUTE_VM")
+    line = _one_line(manage(config, "pool", "retry", "1", "xs09"))
+    assert "aggregate hosts: xs01;" in line
+    assert "other members of its pool: xs02" in line
+
+
 def test_pool_retry_of_a_member_in_error_clears_it(config):
     db_api.put_aggregate(1, "pool-a", ["xs01"], {"hypervisor_pool": "true"})
     db_api.upsert_member(1, "xs01", state=db_api.MEMBER_ERROR,
