@@ -82,11 +82,13 @@ def remove_host(compute_host):
 
 
 def set_host_xenserver_uuid(compute_host, uuid):
+    # One UPDATE (no SELECT first): the engine records what it observes.
     with _writer() as session:
-        row = session.get(models.Host, compute_host)
-        if row is not None and row.xenserver_uuid != uuid:
-            row.xenserver_uuid = uuid
-            row.updated_at = _now()
+        session.execute(sa.update(models.Host).where(
+            models.Host.compute_host == compute_host,
+            sa.or_(models.Host.xenserver_uuid.is_(None),
+                   models.Host.xenserver_uuid != uuid)).values(
+            xenserver_uuid=uuid, updated_at=_now()))
 
 
 def set_host_fingerprint(compute_host, fingerprint):

@@ -1,6 +1,7 @@
 """Pools, their members, due times and ownership of xapi pools."""
 
 import json
+import types
 
 from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
@@ -125,44 +126,62 @@ def pool_claimants(pool_uuid, compute_hosts):
     its desired hosts, or when it recorded one of them as a member.
     Returns [(id, name, the hosts of ``compute_hosts`` it wants)].
     """
-    hosts = sorted(set(h for h in compute_hosts if h))
-    ids = set()
+    return pool_claimants_many([(pool_uuid, compute_hosts)])[0]
+
+
+def pool_claimants_many(pools):
+    """pool_claimants of each (pool_uuid, compute_hosts) of ``pools``.
+
+    Two statements whatever the number of pools (the engine asks for the
+    master and every standalone host it observes in a pass): the recorded
+    members of any of the hosts, then every candidate aggregate with its
+    pool uuid in one joined SELECT; each pool's answer is cut from them.
+    """
+    pools = [(uuid_, frozenset(h for h in hosts if h))
+             for uuid_, hosts in pools]
+    uuids = sorted(set(u for u, _ in pools if u))
+    hosts = sorted(set().union(*(h for _, h in pools)))
+    if not (uuids or hosts):
+        return [[] for _ in pools]
+    members = {}
     with _reader() as session:
-        if pool_uuid:
-            ids.update(session.scalars(sa.select(models.Pool.aggregate_id)
-                                       .where(models.Pool.pool_uuid
-                                              == pool_uuid)))
-        if hosts:
-            ids.update(session.scalars(sa.select(
-                models.PoolMember.aggregate_id).where(
-                models.PoolMember.host.in_(hosts),
-                models.PoolMember.state.in_(_IN_POOL_STATES))))
-            # NOTE(like): a cheap filter on the JSON text; the match is
-            # confirmed on the decoded list below.
-            rows = session.execute(sa.select(
-                models.Aggregate.id, models.Aggregate.hosts).where(
-                models.Aggregate.deleted.is_(False),
-                sa.or_(*[sa.type_coerce(models.Aggregate.hosts, sa.Text).like(
-                    _like_json_string(h), escape="\\") for h in hosts])))
-            ids.update(agg_id for agg_id, agg_hosts in rows
-                       if set(agg_hosts or ()) & set(hosts))
-        if not ids:
-            return []
-        wanted = {}
         if hosts:
             for agg_id, host in session.execute(sa.select(
                     models.PoolMember.aggregate_id,
                     models.PoolMember.host).where(
-                    models.PoolMember.aggregate_id.in_(sorted(ids)),
                     models.PoolMember.host.in_(hosts),
                     models.PoolMember.state.in_(_IN_POOL_STATES))):
-                wanted.setdefault(agg_id, set()).add(host)
-        aggs = session.scalars(sa.select(models.Aggregate).where(
-            models.Aggregate.id.in_(sorted(ids))))
-        return sorted(
-            (a.id, a.name, frozenset((set(a.hosts or ()) & set(hosts))
-                                     | wanted.get(a.id, set())))
-            for a in aggs if _is_pool(a))
+                members.setdefault(agg_id, set()).add(host)
+        found = []
+        if uuids:
+            found.append(models.Pool.pool_uuid.in_(uuids))
+        if members:
+            found.append(models.Aggregate.id.in_(sorted(members)))
+        if hosts:
+            # NOTE(like): a cheap filter on the JSON text; the match is
+            # confirmed on the decoded list below.
+            found.append(sa.and_(
+                models.Aggregate.deleted.is_(False),
+                sa.or_(*[sa.type_coerce(models.Aggregate.hosts, sa.Text).like(
+                    _like_json_string(h), escape="\\") for h in hosts])))
+        rows = session.execute(sa.select(
+            models.Aggregate.id, models.Aggregate.name,
+            models.Aggregate.hosts, models.Aggregate.metadata_,
+            models.Aggregate.deleted, models.Pool.pool_uuid).outerjoin(
+            models.Pool, models.Pool.aggregate_id == models.Aggregate.id
+        ).where(sa.or_(*found))).all()
+    managed = [row for row in rows if _is_pool(types.SimpleNamespace(
+        deleted=row[4], metadata_=row[3]))]
+    answers = []
+    for pool_uuid, pool_hosts in pools:
+        claimants = []
+        for agg_id, name, agg_hosts, _, _, uuid_ in managed:
+            wanted = (set(agg_hosts or ()) & pool_hosts) | (
+                members.get(agg_id, set()) & pool_hosts)
+            if wanted or (pool_uuid and uuid_ == pool_uuid):
+                claimants.append((agg_id, name, frozenset(wanted)))
+        answers.append(sorted(claimants))
+    return answers
 
 
 def compute_hosts_by_uuid(xenserver_uuids):

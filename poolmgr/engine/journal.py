@@ -24,16 +24,17 @@ def mutate(ctx, kind, step, call):
     try:
         result = call()
     except errors.XapiError as exc:
-        if not finish(ctx, op_id, db_api.OP_FAILED, exc.code, exc.params):
+        if not finish(ctx, op_id, db_api.OP_FAILED, exc.code, exc.params,
+                      kind=kind):
             raise context.LeaseLost() from exc
         exc.host = step.host
         exc.step_kind = kind
         raise
     except BaseException as exc:
         finish(ctx, op_id, db_api.OP_ABANDONED, type(exc).__name__,
-               [str(exc)[:200]])
+               [str(exc)[:200]], kind=kind)
         raise
-    if not finish(ctx, op_id, db_api.OP_SUCCEEDED):
+    if not finish(ctx, op_id, db_api.OP_SUCCEEDED, kind=kind):
         # NOTE(fenced-finish): the call took effect, but the next holder
         # owns the pool (and may have closed this row abandoned); it judges
         # the effect by observing, so this pass stops here.
@@ -52,11 +53,11 @@ def start(ctx, kind, step):
     return op_id
 
 
-def finish(ctx, op_id, status, code=None, params=None):
+def finish(ctx, op_id, status, code=None, params=None, kind=None):
     """Close our row, fenced; False when the lease went to another holder."""
     written = db_api.journal_finish(
         op_id, status, xapi_error_code=code, xapi_error_params=params,
-        owner=ctx.owner, generation=ctx.generation)
+        owner=ctx.owner, generation=ctx.generation, kind=kind)
     if written:
         report(ctx, {"id": op_id, "kind": None, "host": None, "step": None,
                      "status": status, "xapi_error_code": code,

@@ -78,13 +78,16 @@ def observe(ctx, desired, pool_row, members, record=True):
         observed.hosts.setdefault(name, view)
     master_address = records.url_host(
         (inventory.get(recorded) or {}).get("xapi_url") or "") or None
-    for name in desired.hosts:
-        if name in observed.hosts:
-            continue
-        if (members.get(name) or {}).get("state") == db_api.MEMBER_ERROR:
-            continue
-        view = ownership.check_standalone(
-            desired, observe_one(ctx, name, inventory, record))
+    # NOTE(batch): every standalone host of the pass is read first, then
+    # their ownership is checked in one go (three statements, not three
+    # per host).
+    views = ownership.check_standalones(desired, [
+        observe_one(ctx, name, inventory, record) for name in dict.fromkeys(
+            desired.hosts)
+        if name not in observed.hosts
+        and (members.get(name) or {}).get("state") != db_api.MEMBER_ERROR])
+    for view in views:
+        name = view.name
         if view.status == planner.OTHER_POOL and observed.pool is None \
                 and recorded and (name in known_members
                                   or view.detail == master_address):

@@ -56,16 +56,45 @@ def owner_of(aggregate_id, claimants):
         entries) if entries[i][1]))
 
 
-def _registered(snapshot, known_hosts):
-    """Compute host names of the pool's hosts: by uuid, else by address."""
+def _registered(snapshots):
+    """Compute host names of each pool's hosts: by uuid, else by address.
+
+    ``snapshots``: [(snapshot, known compute hosts in it)]; one statement
+    for all of them (two when a host is found by address only).
+    """
     by_uuid = db_api.compute_hosts_by_uuid(
-        rec.get("uuid") for rec in snapshot.hosts.values())
-    names = set(by_uuid.values()) | set(known_hosts)
-    if len(names) < len(snapshot.hosts):
-        addresses = {rec.get("address") for rec in snapshot.hosts.values()}
-        names.update(h["compute_host"] for h in db_api.list_hosts()
-                     if records.url_host(h["xapi_url"]) in addresses)
-    return names
+        rec.get("uuid") for snap, _ in snapshots
+        for rec in snap.hosts.values())
+    listed = None
+    result = []
+    for snap, known_hosts in snapshots:
+        names = {by_uuid[rec.get("uuid")] for rec in snap.hosts.values()
+                 if rec.get("uuid") in by_uuid} | set(known_hosts)
+        if len(names) < len(snap.hosts):
+            if listed is None:
+                listed = db_api.list_hosts()
+            addresses = {rec.get("address") for rec in snap.hosts.values()}
+            names.update(h["compute_host"] for h in listed
+                         if records.url_host(h["xapi_url"]) in addresses)
+        result.append(names)
+    return result
+
+
+def rival_owners(desired, snapshots):
+    """rival_owner of each (snapshot, known_hosts) of ``snapshots``.
+
+    Three statements whatever their number (engine/observe.py asks for
+    every standalone host of a pass at once).
+    """
+    if not snapshots:
+        return []
+    names = _registered(snapshots)
+    owners = [owner_of(desired.aggregate_id, claimants)
+              for claimants in db_api.pool_claimants_many(
+                  [(snap.uuid, hosts)
+                   for (snap, _), hosts in zip(snapshots, names)])]
+    return [None if owner.aggregate_id == desired.aggregate_id else owner
+            for owner in owners]
 
 
 def rival_owner(desired, snapshot, known_hosts=()):
@@ -74,9 +103,7 @@ def rival_owner(desired, snapshot, known_hosts=()):
     ``known_hosts``: compute hosts known to be in that pool (the one it was
     read through).
     """
-    owner = owner_of(desired.aggregate_id, db_api.pool_claimants(
-        snapshot.uuid, _registered(snapshot, known_hosts)))
-    return None if owner.aggregate_id == desired.aggregate_id else owner
+    return rival_owners(desired, [(snapshot, list(known_hosts))])[0]
 
 
 def _aggregate(aggregate_id, name):
@@ -123,10 +150,15 @@ def check_standalone(desired, view):
     joined into this one: that would take the other aggregate's pool
     apart (or its only host).
     """
-    if view.status != planner.STANDALONE or view.snapshot is None:
-        return view
-    owner = rival_owner(desired, view.snapshot, known_hosts=[view.name])
-    if owner is None:
-        return view
-    return owned_view(view.name, desired, owner, url=view.url,
-                      uuid=view.uuid)
+    return check_standalones(desired, [view])[0]
+
+
+def check_standalones(desired, views):
+    """check_standalone of each of ``views``, asking the database once."""
+    checked = [v for v in views
+               if v.status == planner.STANDALONE and v.snapshot is not None]
+    owners = dict(zip((v.name for v in checked), rival_owners(
+        desired, [(v.snapshot, [v.name]) for v in checked])))
+    return [view if owners.get(view.name) is None else owned_view(
+        view.name, desired, owners[view.name], url=view.url, uuid=view.uuid)
+        for view in views]
