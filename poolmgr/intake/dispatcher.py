@@ -143,9 +143,9 @@ def build_listener(transport, conf, endpoint=None):
     # to requeue) and on IncomingMessage.ctxt and .message.
     # NOTE(gc): what the worker holds by now (modules, configuration,
     # oslo.messaging and SQLAlchemy state) lives as long as the process;
-    # frozen, the collector stops rescanning it on every full collection,
-    # which cost about 15 us of CPU per aggregate message
-    # (benchmarks/profile_intake.py --freeze).
+    # frozen, a full collection no longer rescans it (with the former ORM
+    # batch path those collections cost about 15 us of CPU per aggregate
+    # message; see benchmarks/profile_intake.py --freeze).
     gc.freeze()
     return notify_listener.BatchNotificationServer(
         transport, targets, IntakeDispatcher(endpoint), allow_requeue=True,
