@@ -75,6 +75,7 @@ def _jitter(worker_id):
 
 _BROKER_ERRORS = (amqp.exceptions.AMQPError, ConnectionError)
 _LISTEN_RETRY_MIN, _LISTEN_RETRY_MAX = 2.0, 60.0
+_TERMINATE_LOCK_WAIT = 2.0
 
 
 class IntakeService(cotyledon.Service):
@@ -149,9 +150,19 @@ class IntakeService(cotyledon.Service):
         return True
 
     def terminate(self):
-        with self._lock:
-            self._stopping.set()
+        self._stopping.set()
+        # NOTE(connecting): a listener start blocked in oslo.messaging's
+        # reconnect loop (broker unreachable) holds the lock for as long as
+        # the broker is away; nothing has been consumed, so do not wait for
+        # it (and for graceful_shutdown_timeout's kill).
+        if not self._lock.acquire(timeout=_TERMINATE_LOCK_WAIT):
+            LOG.info("Intake worker %d stopped while connecting to the "
+                     "message bus", self.worker_id)
+            return
+        try:
             listener, transport = self.listener, self.transport
+        finally:
+            self._lock.release()
         if listener is not None:
             # NOTE(drain): stop() stops taking messages; wait() lets the
             # in-flight ones finish (and be acked) before the connection

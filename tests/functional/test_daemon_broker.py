@@ -77,3 +77,18 @@ def test_intake_listens_once_the_broker_accepts_the_credentials(
         assert "the message bus accepted it" in daemon.log_text()
     finally:
         _rabbitmqctl("delete_user", user)
+
+
+def test_sigterm_while_the_broker_is_unreachable_stops_the_intake_at_once(
+        bus, daemon_factory):
+    daemon = daemon_factory(debug=True)
+    daemon.set_option("transport_url = %s" % bus.rabbit_url,
+                      "transport_url = rabbit://guest:guest@127.0.0.1:%d/"
+                      % support.free_port())
+    daemon.start(wait=False)
+    support.wait_for(lambda: "Connection failed" in daemon.log_text(),
+                     timeout=60, what="oslo.messaging to retry the broker")
+    daemon.stop()
+    log = daemon.log_text()
+    assert "Graceful shutdown timeout" not in log
+    assert "Intake worker 0 stopped while connecting" in log
