@@ -39,8 +39,14 @@ def _blocked_failure(step, observed, pool_row):
                 "remediation": step.reason}
     return {"host": step.host or "(pool)",
             "code": step.params.get("code") or "BLOCKED",
-            "params": list(step.params.get("params") or []),
+            "params": _without_fix(step.params.get("params")),
             "remediation": step.reason}
+
+
+def _without_fix(params):
+    """The params, less the "fix: ..." one: plan prints its own fix line."""
+    return [p for p in params or []
+            if not (isinstance(p, str) and p.startswith("fix: "))]
 
 
 def _parked_failures(ctx, desired, observed, members, failures, force):
@@ -69,10 +75,13 @@ def _parked_failures(ctx, desired, observed, members, failures, force):
                                remediation="%s, %s" % (f.remediation, retry))
                           for f in preflight.check_join(
                               view.snapshot, observed.pool, force=force)]
+        fixes = [p[len("fix: "):] for p in member.get("error_params") or []
+                 if isinstance(p, str) and p.startswith("fix: ")]
         result += checks or [{
             "host": name, "code": member.get("error_code") or "ERROR",
-            "params": list(member.get("error_params") or []),
-            "remediation": "parked in error: fix the cause, " + retry}]
+            "params": _without_fix(member.get("error_params")),
+            "remediation": fixes[0] if fixes else
+            "parked in error: fix the cause, " + retry}]
     return result
 
 

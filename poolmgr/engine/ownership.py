@@ -138,9 +138,20 @@ def owned_view(name, desired, owner, url=None, uuid=None):
                  if owner.aggregate_id is not None else
                  "owned by none of %s" % ", ".join(
                      _aggregate(*c) for c in owner.overlap)),
-                "fix: see `poolmgr-manage pool show %s`; then "
-                "`poolmgr-manage pool retry %s %s`" % (
-                    desired.aggregate_id, desired.aggregate_id, name)))
+                fix_of(name, desired, owner)))
+
+
+def fix_of(name, desired, owner):
+    """The way out for ``name``, parked with OWNED_CODE: one line."""
+    retry = "then `poolmgr-manage pool retry %s %s`" % (
+        desired.aggregate_id, name)
+    if owner.aggregate_id is None:
+        return ("fix: make one of %s hold every host of that pool (or "
+                "remove the overlap), %s" % (" or ".join(
+                    _aggregate(*c) for c in owner.overlap), retry))
+    return "fix: remove %s from %s or from %s, %s" % (
+        name, _aggregate(owner.aggregate_id, owner.name),
+        _aggregate(desired.aggregate_id, desired.name), retry)
 
 
 def check_standalone(desired, view):

@@ -1,0 +1,71 @@
+"""Bugs an operator walkthrough found in the engine, each reproduced.
+
+Real MariaDB, the simulator over the real XenAPI client, the engine
+in-process and ``poolmgr-manage pool plan`` through its entry point.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.functional import engine_support as es
+
+BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
+
+
+@pytest.fixture
+def sim(request, mysql_url):
+    es.simulator_or_skip()
+    simulator = request.getfixturevalue("simulator")
+
+    def make(hosts=3, **kwargs):
+        kwargs.setdefault("password", es.PASSWORD)
+        kwargs.setdefault("join_delay", 0.2)
+        kwargs.setdefault("eject_delay", 0.2)
+        return simulator(hosts=hosts, **kwargs)
+    return make
+
+
+@pytest.fixture
+def manage(tmp_path, mysql_url):
+    config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
+
+    def run(*args):
+        return subprocess.run([BIN, "--config-file", str(config)]
+                              + list(args), capture_output=True, text=True,
+                              timeout=120)
+    return run
+
+
+def until_settled(engine, aggregate_id, passes=20):
+    for _ in range(passes):
+        result = engine.reconcile_pool(aggregate_id)
+        if result.pending is None:
+            return result
+    return result
+
+
+# -- POOL_OWNED_BY_OTHER_AGGREGATE: the fix, once ---------------------------
+
+def test_plan_of_a_host_owned_by_another_aggregate_prints_its_fix_once(
+        sim, manage):
+    s = sim(3)
+    names = es.register(s)
+    engine = es.engine(es.make_conf())
+    es.want(1, "pool-a", names[:2])
+    until_settled(engine, 1)
+    es.want(2, "pool-c", [names[0], names[2]])
+    until_settled(engine, 2)
+    member = es.members(2)["cmp-1"]
+    assert member["error_code"] == "POOL_OWNED_BY_OTHER_AGGREGATE"
+    fix = ("remove cmp-1 from aggregate 1 (pool-a) or from aggregate 2 "
+           "(pool-c), then `poolmgr-manage pool retry 2 cmp-1`")
+    assert "fix: " + fix in member["error_params"]
+    result = manage("pool", "plan", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "pool show" not in out
+    assert out.count("fix:") == 1
+    assert fix in out
