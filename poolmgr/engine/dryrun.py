@@ -49,7 +49,8 @@ def _without_fix(params):
             if not (isinstance(p, str) and p.startswith("fix: "))]
 
 
-def _parked_failures(ctx, desired, observed, members, failures, force):
+def _parked_failures(ctx, desired, observed, members, failures, force,
+                     pool_row=None):
     """Desired hosts parked in error and outside the pool, with every check.
 
     A pass leaves them alone until ``pool retry``; the dry run still reads
@@ -57,7 +58,7 @@ def _parked_failures(ctx, desired, observed, members, failures, force):
     and the fix, or the error they were parked with.
     """
     shown = {f["host"] for f in failures}
-    result = []
+    result = _parked_leaving(desired, members, shown, pool_row or {})
     for name in desired.hosts:
         member = members.get(name) or {}
         view = observed.hosts.get(name)
@@ -82,6 +83,32 @@ def _parked_failures(ctx, desired, observed, members, failures, force):
             "params": _without_fix(member.get("error_params")),
             "remediation": fixes[0] if fixes else
             "parked in error: fix the cause, " + retry}]
+    return result
+
+
+def _parked_leaving(desired, members, shown, pool_row):
+    """Members no longer desired but parked in error (e.g. an eject
+    refused): a pass leaves them in the pool until ``pool retry``, so the
+    pool does not match the aggregate; say why, with the fix."""
+    result = []
+    for name, member in sorted(members.items()):
+        if name in desired.hosts or name in shown or \
+                member.get("state") != db_api.MEMBER_ERROR:
+            continue
+        retry = "then `poolmgr-manage pool retry %s %s`" % (
+            desired.aggregate_id, name)
+        # The pool's last error says why and how, when it is this host's.
+        last = pool_row.get("last_error") or ""
+        why = "fix the cause, " + retry
+        if last.startswith(name + ": ") and \
+                pool_row.get("last_error_code") == member.get("error_code"):
+            why = "%s; %s" % (last[len(name) + 2:].split(
+                "; then 'poolmgr-manage pool retry'")[0], retry)
+        result.append({
+            "host": name, "code": member.get("error_code") or "ERROR",
+            "params": _without_fix(member.get("error_params")),
+            "remediation": "left the aggregate but parked in error, still "
+            "in the pool: " + why})
     return result
 
 
@@ -124,7 +151,7 @@ def plan_pool(conf, sessions, aggregate_id):
                           "mutating": step.mutating,
                           "text": step.describe(master)})
     failures += _parked_failures(ctx, desired, observed, members, failures,
-                                 conf.xenserver.use_join_force)
+                                 conf.xenserver.use_join_force, pool_row)
     ready, reasons = False, []
     if observed.pool is not None:
         result = readiness.assess(observed.pool,

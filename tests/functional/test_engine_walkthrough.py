@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from poolmgr.db import compute_vms
 from tests.functional import engine_support as es
 
 BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
@@ -45,6 +46,28 @@ def until_settled(engine, aggregate_id, passes=20):
         if result.pending is None:
             return result
     return result
+
+
+# -- a host that left the aggregate, parked in error, still in the pool ------
+
+def test_plan_lists_a_leaving_host_parked_in_error_and_exits_1(sim, manage):
+    s = sim(2, compute_vms=True)
+    names = es.register(s)
+    compute_vms.set_compute_vm(names[1], s.hosts[1]["compute_vm_uuid"])
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    until_settled(engine, 1)
+    es.want(1, "pool-a", names[:1])
+    until_settled(engine, 1)
+    assert es.members(1)["cmp-2"]["error_code"] == \
+        "EJECT_WOULD_DESTROY_COMPUTE_VM"
+    result = manage("pool", "plan", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "nothing to do" not in out
+    assert "cmp-2: EJECT_WOULD_DESTROY_COMPUTE_VM" in out
+    assert "eject_compute_vm = shutdown" in out
+    assert "poolmgr-manage pool retry 1 cmp-2" in out
 
 
 # -- POOL_OWNED_BY_OTHER_AGGREGATE: the fix, once ---------------------------
