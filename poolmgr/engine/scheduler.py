@@ -25,10 +25,25 @@ from poolmgr.db import migration
 from poolmgr.engine import context
 from poolmgr.engine import passes
 from poolmgr.engine import status
+from poolmgr import utils
 
 LOG = logging.getLogger(__name__)
 
 DATABASE_ERRORS = (db_exc.DBError, sqlalchemy.exc.SQLAlchemyError)
+
+
+def database_error(exc):
+    """One line for a database error: its class, driver code and text."""
+    inner = exc
+    for attr in ("inner_exception", "orig"):  # oslo.db, then SQLAlchemy
+        inner = getattr(inner, attr, None) or inner
+    args = getattr(inner, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    text = (str(args[1]) if code is not None and len(args) > 1
+            else str(inner)).strip().splitlines() or [""]
+    return utils.mask_url("%s%s: %s" % (
+        type(exc).__name__, " (%s)" % code if code is not None else "",
+        text[0]))[:300]
 
 
 class Scheduler:
@@ -231,7 +246,11 @@ class Scheduler:
             due_at = context.now()
             return status.PassResult(aggregate_id, False, error="stopping")
         except Exception as exc:  # noqa: BLE001 - keep the worker alive
-            LOG.exception("Pool %s: reconciliation failed", aggregate_id)
+            if isinstance(exc, DATABASE_ERRORS):
+                LOG.error("Pool %s: reconciliation failed, database "
+                          "unusable: %s", aggregate_id, database_error(exc))
+            else:
+                LOG.exception("Pool %s: reconciliation failed", aggregate_id)
             due_at = context.now() + datetime.timedelta(
                 seconds=self.conf.reconciler.retry_max_backoff)
             try:
@@ -244,6 +263,11 @@ class Scheduler:
             try:
                 db_api.release_lease(aggregate_id, self.owner, generation,
                                      due_at=due_at, marked_since=started)
+            except DATABASE_ERRORS as exc:
+                # NOTE(one-line): an outage is the database's, not a bug
+                # here; the lease expires by itself after lease_time.
+                LOG.error("Pool %s: could not release the lease, database "
+                          "unusable: %s", aggregate_id, database_error(exc))
             except Exception:  # noqa: BLE001
                 LOG.exception("Pool %s: could not release the lease",
                               aggregate_id)

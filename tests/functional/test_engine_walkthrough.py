@@ -92,3 +92,46 @@ def test_plan_of_a_host_owned_by_another_aggregate_prints_its_fix_once(
     assert "pool show" not in out
     assert out.count("fix:") == 1
     assert fix in out
+
+
+# -- a database outage during the lease release: one line -------------------
+
+CLOSED = "mysql+pymysql://root@127.0.0.1:1/poolmgr"
+
+
+@pytest.fixture
+def database_gone_after_the_pass(monkeypatch, mysql_url):
+    """The pass runs on MariaDB; then db.api points at a closed port, so
+    the lease release meets a real connection failure. Nothing shared
+    stops; db.api points back at the test database afterwards."""
+    from poolmgr.db import api as db_api
+    from poolmgr.engine import passes
+
+    real = passes.run_pass
+
+    def run_pass(ctx):
+        result = real(ctx)
+        db_api.configure_url(CLOSED)
+        return result
+    monkeypatch.setattr(passes, "run_pass", run_pass)
+    yield
+    db_api.configure_url(mysql_url)
+
+
+def test_lease_release_in_a_database_outage_logs_one_line(
+        sim, database_gone_after_the_pass, caplog):
+    s = sim(1)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    caplog.set_level("DEBUG", logger="poolmgr")
+    scheduler = es.engine(es.make_conf()).scheduler
+    generation, _ = scheduler.acquire_waiting(1)
+    scheduler.leased_pass(1, generation, None)
+    released = [r for r in caplog.records
+                if "could not release the lease" in r.getMessage()]
+    assert len(released) == 1
+    assert released[0].exc_info is None
+    line = released[0].getMessage()
+    assert "DBConnectionError (2003)" in line
+    assert "\n" not in line
+    assert not [r for r in caplog.records if r.exc_info]
