@@ -78,10 +78,63 @@ def record(ctx, waiting, previous):
                  "deadline": _iso(deadline),
                  "url": _where(ctx, waiting)}
     if entry != previous:
-        db_api.update_pool(ctx.aggregate_id, waiting=entry)
+        # NOTE(true-now): the reasons of the pass before the step are
+        # stale; the pool now waits, and says for what.
+        db_api.update_pool(ctx.aggregate_id, waiting=entry,
+                           reasons=[reason_of(entry)])
     LOG.debug("Pool %s: waits (%s %s)", ctx.aggregate_id, entry["kind"],
               entry["host"])
     return entry
+
+
+_WAITS_FOR = {WAIT_STANDALONE: "waiting for %s to come back standalone",
+              WAIT_MASTER: "waiting for %s to become master",
+              WAIT_MEMBER: "waiting for %s to be live and enabled on the "
+              "master"}
+
+
+def reason_of(entry, exc=None):
+    """The pool's reason while it waits, with what the last look met."""
+    text = _WAITS_FOR.get(entry.get("kind"), "waiting for %s") % (
+        entry.get("host"),)
+    if exc is not None:
+        text += ": %s %s" % (exc.code, exc)
+    return text
+
+
+def _problem(ctx, entry, exc):
+    """A look that failed: said once, on the member and in the reasons.
+
+    The looks go on (every wait_poll_interval until the deadline); only a
+    change of what they meet is written and logged again.
+    """
+    seen = [exc.code, [str(p) for p in exc.params or ()]]
+    if entry.get("problem") == seen:
+        return
+    entry["problem"] = seen
+    # NOTE(transient): a host restarting after its eject refuses
+    # connections for a while; that is expected, a pin mismatch is not.
+    LOG.log(logging.INFO if exc.transient else logging.WARNING,
+            "Pool %s: %s", ctx.aggregate_id, reason_of(entry, exc))
+    db_api.update_pool(ctx.aggregate_id, waiting=entry,
+                       reasons=[reason_of(entry, exc)])
+    if entry.get("host"):
+        db_api.upsert_member(ctx.aggregate_id, entry["host"],
+                             error_code=exc.code[:255],
+                             error_params=seen[1])
+
+
+def _no_problem(ctx, entry):
+    """A look that succeeded after failed ones: the problem is over."""
+    if entry.pop("problem", None) is None:
+        return
+    LOG.info("Pool %s: %s: the host answers again", ctx.aggregate_id,
+             reason_of(entry))
+    db_api.update_pool(ctx.aggregate_id, waiting=entry,
+                       reasons=[reason_of(entry)])
+    if entry.get("host"):
+        db_api.upsert_member(ctx.aggregate_id, entry["host"],
+                             error_code=None, error_params=None)
 
 
 def _where(ctx, waiting):
@@ -131,6 +184,7 @@ def look(ctx, pool_row, entry):
             LOG.info("Pool %s: %s while waiting: %s", ctx.aggregate_id,
                      exc.code, exc)
             return DONE
+        _problem(ctx, entry, exc)
         outcome = ctx.conf.reconciler.wait_poll_interval
     if outcome == DONE:
         return DONE
@@ -189,10 +243,15 @@ def _look_standalone(ctx, pool_row, entry):
         5.0, ctx.conf.xenserver.call_timeout))
     try:
         snap = operations.read_pool(probe)
-    except errors.XapiError:
+    except errors.XapiError as exc:
+        # NOTE(rebooting): an ejected host is away while it restarts, so
+        # the look goes on; what it meets is recorded (a pin mismatch
+        # does not end with the restart).
+        _problem(ctx, entry, exc)
         return ctx.conf.reconciler.wait_poll_interval
     finally:
         probe.logout()
+    _no_problem(ctx, entry)
     if len(snap.hosts) == 1:
         return DONE
     return ctx.conf.reconciler.wait_poll_interval

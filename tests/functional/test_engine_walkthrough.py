@@ -7,9 +7,11 @@ in-process and ``poolmgr-manage pool plan`` through its entry point.
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+from poolmgr.db import api as db_api
 from poolmgr.db import compute_vms
 from tests.functional import engine_support as es
 
@@ -104,7 +106,6 @@ def database_gone_after_the_pass(monkeypatch, mysql_url):
     """The pass runs on MariaDB; then db.api points at a closed port, so
     the lease release meets a real connection failure. Nothing shared
     stops; db.api points back at the test database afterwards."""
-    from poolmgr.db import api as db_api
     from poolmgr.engine import passes
 
     real = passes.run_pass
@@ -135,3 +136,73 @@ def test_lease_release_in_a_database_outage_logs_one_line(
     assert "DBConnectionError (2003)" in line
     assert "\n" not in line
     assert not [r for r in caplog.records if r.exc_info]
+
+
+# -- a wait whose host cannot be reached says so ----------------------------
+
+def _ejecting_with_a_rotated_certificate(sim):
+    s = sim(2, tls=True, eject_delay=0.2)
+    names = es.register(s)
+    for name, host in zip(names, s.hosts):
+        db_api.set_host_fingerprint(name, host["sha256_fingerprint"])
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf(wait_poll_interval=0.05))
+    until_settled(engine, 1)
+    es.want(1, "pool-a", names[:1])
+    scheduler = engine.scheduler
+    result = scheduler.leased_pass(1, scheduler.acquire_waiting(1)[0], None)
+    assert db_api.get_pool(1)["waiting"]["kind"] == "wait_standalone"
+    s.rotate_certificate(s.hosts[1]["name_label"])
+    return scheduler, result
+
+
+def _look(scheduler):
+    return scheduler.leased_pass(1, scheduler.acquire_waiting(1)[0], None)
+
+
+def _look_until_back(scheduler):
+    """Looks until the ejected host restarted (it refuses connections
+    meanwhile) and answers with its new certificate."""
+    for _ in range(50):
+        _look(scheduler)
+        if es.members(1)["cmp-2"]["error_code"] == "TLS_PIN_MISMATCH":
+            return
+        time.sleep(0.1)
+
+
+def test_wait_on_an_unreachable_host_records_its_error_and_reason(sim):
+    scheduler, _ = _ejecting_with_a_rotated_certificate(sim)
+    _look_until_back(scheduler)
+    member = es.members(1)["cmp-2"]
+    assert member["error_code"] == "TLS_PIN_MISMATCH"
+    reasons = db_api.get_pool(1)["reasons"]
+    assert len(reasons) == 1
+    assert reasons[0].startswith(
+        "waiting for cmp-2 to come back standalone: TLS_PIN_MISMATCH")
+
+
+def test_wait_on_an_unreachable_host_logs_it_once(sim, caplog):
+    scheduler, _ = _ejecting_with_a_rotated_certificate(sim)
+    caplog.set_level("INFO", logger="poolmgr")
+    _look_until_back(scheduler)
+    for _ in range(3):
+        _look(scheduler)
+    said = [r for r in caplog.records
+            if "waiting for cmp-2 to come back standalone: TLS_PIN_MISMATCH"
+            in r.getMessage()]
+    assert len(said) == 1
+
+
+def test_recorded_wait_replaces_the_reasons_of_the_pass_before(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(es.make_conf())
+    until_settled(engine, 1)
+    db_api.update_pool(1, reasons=["an error already cleared"])
+    es.want(1, "pool-a", names[:1])
+    scheduler = engine.scheduler
+    scheduler.leased_pass(1, scheduler.acquire_waiting(1)[0], None)
+    pool = db_api.get_pool(1)
+    assert pool["waiting"]["kind"] == "wait_standalone"
+    assert pool["reasons"] == ["waiting for cmp-2 to come back standalone"]
