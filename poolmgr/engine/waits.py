@@ -214,6 +214,7 @@ def _look_member(ctx, pool_row, entry):
             # member is complete, not at the next due time.
             snap = ctx.read_master(session, timeout=max(
                 0.0, end - time.monotonic()))
+            _no_problem(ctx, entry)
             ref = snap.host_ref_by_uuid(entry.get("uuid"))
             if ref is not None and readiness.member_complete(snap, ref):
                 return DONE
@@ -263,6 +264,7 @@ def _look_master(ctx, pool_row, entry):
         return DONE
     follower = ctx.sessions.get(url, follow_master=True)
     snap = operations.read_pool(follower)
+    _no_problem(ctx, entry)
     if snap.master_uuid != entry.get("uuid"):
         return ctx.conf.reconciler.wait_poll_interval
     db_api.update_pool(ctx.aggregate_id, master=entry.get("host"))
