@@ -9,6 +9,13 @@ from tests.realnova.fixture import real_nova  # noqa: F401
 
 
 @pytest.fixture
+def sim(mysql_url, simulator):
+    """The simulator factory (tests/conftest.py: the engine's password,
+    0.2 s join and eject) with db.api on a fresh MySQL database."""
+    return simulator
+
+
+@pytest.fixture
 def bus(rabbit_url):
     """This test's own exchange, topics and queue; deleted afterwards."""
     bus = support.Bus(rabbit_url)

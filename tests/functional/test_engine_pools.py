@@ -15,19 +15,6 @@ from tests.functional import engine_support as es
 
 
 @pytest.fixture
-def sim(request, mysql_url):
-    es.simulator_or_skip()
-    simulator = request.getfixturevalue("simulator")
-
-    def make(hosts=3, **kwargs):
-        kwargs.setdefault("password", es.PASSWORD)
-        kwargs.setdefault("join_delay", 0.2)
-        kwargs.setdefault("eject_delay", 0.2)
-        return simulator(hosts=hosts, **kwargs)
-    return make
-
-
-@pytest.fixture
 def conf():
     return es.make_conf()
 

@@ -11,24 +11,10 @@ import contextlib
 import datetime
 import threading
 
-import pytest
 import XenAPI
 
 from poolmgr.db import api as db_api
 from tests.functional import engine_support as es
-
-
-@pytest.fixture
-def sim(request, mysql_url):
-    es.simulator_or_skip()
-    simulator = request.getfixturevalue("simulator")
-
-    def make(hosts=3, **kwargs):
-        kwargs.setdefault("password", es.PASSWORD)
-        kwargs.setdefault("join_delay", 0.2)
-        kwargs.setdefault("eject_delay", 0.2)
-        return simulator(hosts=hosts, **kwargs)
-    return make
 
 
 @contextlib.contextmanager

@@ -18,16 +18,6 @@ BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
 
 
 @pytest.fixture
-def sim(mysql_url, simulator):
-    def make(hosts=3, **kwargs):
-        kwargs.setdefault("password", es.PASSWORD)
-        kwargs.setdefault("join_delay", 0.2)
-        kwargs.setdefault("eject_delay", 0.2)
-        return simulator(hosts=hosts, **kwargs)
-    return make
-
-
-@pytest.fixture
 def manage(tmp_path, mysql_url):
     config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
 
