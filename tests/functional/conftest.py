@@ -1,5 +1,9 @@
 """Fixtures for the daemon's functional tests (real RabbitMQ and MariaDB)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.functional import daemon_support as support
@@ -13,6 +17,20 @@ def sim(mysql_url, simulator):
     """The simulator factory (tests/conftest.py: the engine's password,
     0.2 s join and eject) with db.api on a fresh MySQL database."""
     return simulator
+
+
+@pytest.fixture
+def manage(tmp_path, mysql_url):
+    """run(*args) -> poolmgr-manage's CompletedProcess on this test's DB."""
+    from tests.functional import engine_support as es
+    config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
+    binary = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
+
+    def run(*args):
+        return subprocess.run([binary, "--config-file", str(config)]
+                              + list(args), capture_output=True, text=True,
+                              timeout=120)
+    return run
 
 
 @pytest.fixture

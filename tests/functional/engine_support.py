@@ -105,3 +105,12 @@ def wait_for(predicate, timeout=30.0, interval=0.05):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met within %.0f s" % timeout)
+
+
+def until_settled(engine, aggregate_id, passes=20):
+    """Pass after pass until nothing is pending (or ``passes`` run out)."""
+    for _ in range(passes):
+        result = engine.reconcile_pool(aggregate_id)
+        if result.pending is None:
+            return result
+    return result

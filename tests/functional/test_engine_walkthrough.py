@@ -4,9 +4,6 @@ Real MariaDB, the simulator over the real XenAPI client, the engine
 in-process and ``poolmgr-manage pool plan`` through its entry point.
 """
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,28 +11,6 @@ import pytest
 from poolmgr.db import api as db_api
 from poolmgr.db import compute_vms
 from tests.functional import engine_support as es
-
-BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
-
-
-@pytest.fixture
-def manage(tmp_path, mysql_url):
-    config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
-
-    def run(*args):
-        return subprocess.run([BIN, "--config-file", str(config)]
-                              + list(args), capture_output=True, text=True,
-                              timeout=120)
-    return run
-
-
-def until_settled(engine, aggregate_id, passes=20):
-    for _ in range(passes):
-        result = engine.reconcile_pool(aggregate_id)
-        if result.pending is None:
-            return result
-    return result
-
 
 # -- a host that left the aggregate, parked in error, still in the pool ------
 
@@ -45,9 +20,9 @@ def test_plan_lists_a_leaving_host_parked_in_error_and_exits_1(sim, manage):
     compute_vms.set_compute_vm(names[1], s.hosts[1]["compute_vm_uuid"])
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf())
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     es.want(1, "pool-a", names[:1])
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     assert es.members(1)["cmp-2"]["error_code"] == \
         "EJECT_WOULD_DESTROY_COMPUTE_VM"
     result = manage("pool", "plan", "1")
@@ -67,9 +42,9 @@ def test_plan_of_a_host_owned_by_another_aggregate_prints_its_fix_once(
     names = es.register(s)
     engine = es.engine(es.make_conf())
     es.want(1, "pool-a", names[:2])
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     es.want(2, "pool-c", [names[0], names[2]])
-    until_settled(engine, 2)
+    es.until_settled(engine, 2)
     member = es.members(2)["cmp-1"]
     assert member["error_code"] == "POOL_OWNED_BY_OTHER_AGGREGATE"
     fix = ("remove cmp-1 from aggregate 1 (pool-a) or from aggregate 2 "
@@ -134,7 +109,7 @@ def _ejecting_with_a_rotated_certificate(sim):
         db_api.set_host_fingerprint(name, host["sha256_fingerprint"])
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf(wait_poll_interval=0.05))
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     es.want(1, "pool-a", names[:1])
     scheduler = engine.scheduler
     result = scheduler.leased_pass(1, scheduler.acquire_waiting(1)[0], None)
@@ -185,7 +160,7 @@ def test_recorded_wait_replaces_the_reasons_of_the_pass_before(sim):
     names = es.register(s)
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf())
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     db_api.update_pool(1, reasons=["an error already cleared"])
     es.want(1, "pool-a", names[:1])
     scheduler = engine.scheduler

@@ -4,37 +4,11 @@ Real MariaDB, the simulator over real XML-RPC, the engine in-process and
 ``poolmgr-manage pool plan`` through its entry point.
 """
 
-import os
-import subprocess
-import sys
 
-import pytest
 import XenAPI
 
 from poolmgr.db import api as db_api
 from tests.functional import engine_support as es
-
-BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr-manage")
-
-
-@pytest.fixture
-def manage(tmp_path, mysql_url):
-    config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
-
-    def run(*args):
-        return subprocess.run([BIN, "--config-file", str(config)]
-                              + list(args), capture_output=True, text=True,
-                              timeout=120)
-    return run
-
-
-def until_settled(engine, aggregate_id, passes=20):
-    for _ in range(passes):
-        result = engine.reconcile_pool(aggregate_id)
-        if result.pending is None:
-            return result
-    return result
-
 
 def _pool_with_a_parked_host(s):
     """cmp-1 + cmp-2 form the pool; cmp-3 runs a VM and has another CPU."""
@@ -43,7 +17,7 @@ def _pool_with_a_parked_host(s):
     s.set_cpu_vendor(s.hosts[2]["name_label"], "AuthenticAMD")
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf())
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     assert es.members(1)["cmp-3"]["state"] == "error"
     return engine
 
@@ -62,7 +36,7 @@ def test_pool_is_active_only_when_every_desired_host_is_an_active_member(
     names = es.register(s)
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf())
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     assert db_api.get_pool(1)["state"] == "active"
     assert {m["state"] for m in es.members(1).values()} == {"active"}
 
@@ -72,7 +46,7 @@ def test_retried_host_that_still_fails_puts_the_pool_back_in_error(sim):
     engine = _pool_with_a_parked_host(s)
     s.set_cpu_vendor(s.hosts[2]["name_label"], "GenuineIntel")
     db_api.retry_pool(1, "cmp-3")
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     # Still a running VM: parked again, still error.
     assert db_api.get_pool(1)["state"] == "error"
 
@@ -94,7 +68,7 @@ def test_plan_with_the_master_offline_says_so(sim, manage):
     s = sim(2)
     names = es.register(s)
     es.want(1, "pool-a", names)
-    until_settled(es.engine(es.make_conf()), 1)
+    es.until_settled(es.engine(es.make_conf()), 1)
     s.set_offline(s.hosts[0]["name_label"])
     result = manage("pool", "plan", "1")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -110,7 +84,7 @@ def test_member_whose_master_is_offline_is_not_in_another_pool(sim):
     names = es.register(s)
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf(max_attempts=1))
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     s.set_offline(s.hosts[0]["name_label"])
     engine.reconcile_pool(1)
     reasons = " ".join(db_api.get_pool(1)["reasons"])
@@ -123,7 +97,7 @@ def test_registered_host_joined_by_hand_is_not_called_unregistered(sim):
     names = es.register(s)
     es.want(1, "pool-a", names[:2])
     engine = es.engine(es.make_conf())
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     # An operator joins cmp-3 (registered, in no aggregate) by hand.
     session = XenAPI.Session(s.hosts[2]["url"])
     session.xenapi.login_with_password("root", es.PASSWORD, "1.0", "test")
@@ -163,7 +137,7 @@ def test_code_on_an_active_member_is_cleared_once_it_is_healthy(sim):
     names = es.register(s)
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf())
-    assert until_settled(engine, 1).converged
+    assert es.until_settled(engine, 1).converged
     # What the 'blocked' step records on a member it does not park (e.g.
     # TLS_PIN_MISMATCH while its certificate was rotated).
     db_api.upsert_member(1, "cmp-2", error_code="TLS_PIN_MISMATCH",
@@ -179,7 +153,7 @@ def test_a_steady_pass_writes_no_member_row(sim):
     names = es.register(s)
     es.want(1, "pool-a", names)
     engine = es.engine(es.make_conf())
-    assert until_settled(engine, 1).converged
+    assert es.until_settled(engine, 1).converged
     updates, result = _member_updates(engine, 1)
     assert result.converged
     assert updates == []
@@ -193,7 +167,7 @@ def test_member_whose_pbd_will_not_plug_stays_in_error_over_passes(sim):
                            code="SR_BACKEND_FAILURE_73")
     es.want(1, "pbd", names)
     engine = es.engine(es.make_conf(max_attempts=1))
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     assert es.members(1)["cmp-2"]["state"] == "error"
     plugs = len(s.calls("PBD.plug"))
     states = []
@@ -214,7 +188,7 @@ def test_member_in_error_whose_pbd_was_plugged_by_hand_is_active_again(sim):
                            code="SR_BACKEND_FAILURE_73")
     es.want(1, "pbd", names)
     engine = es.engine(es.make_conf(max_attempts=1))
-    until_settled(engine, 1)
+    es.until_settled(engine, 1)
     assert es.members(1)["cmp-2"]["state"] == "error"
     s.set_pbd_plug_failure(s.hosts[1]["name_label"], "nfs-shared",
                            enabled=False)
@@ -223,7 +197,7 @@ def test_member_in_error_whose_pbd_was_plugged_by_hand_is_active_again(sim):
     for ref, pbd in session.xenapi.PBD.get_all_records().items():
         if not pbd["currently_attached"]:
             session.xenapi.PBD.plug(ref)
-    result = until_settled(engine, 1)
+    result = es.until_settled(engine, 1)
     member = es.members(1)["cmp-2"]
     assert (member["state"], member["error_code"]) == ("active", None)
     assert result.converged and db_api.get_pool(1)["live_migration_ready"]
