@@ -1,13 +1,9 @@
 """Small helpers shared by several rooms."""
 
 import re
-import threading
 import urllib.parse
 
-from oslo_config import cfg
-import oslo_messaging
 from oslo_utils import strutils
-from sqlalchemy.engine import make_url
 
 MASK = "***"
 
@@ -17,20 +13,6 @@ _URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://[^\s'\"<>]+")
 # SQLAlchemy dialects poolmgr may be pointed at; anything else is parsed as
 # an oslo.messaging transport URL (which also reads http(s) and multi-host).
 _DB_SCHEMES = ("mysql", "mariadb", "postgresql", "sqlite", "oracle", "mssql")
-
-_CONF_LOCK = threading.Lock()
-_CONF = None
-
-
-def _transport_conf():
-    # NOTE(conf): TransportURL.parse registers its options on the conf it
-    # gets; a private one keeps the service's configuration untouched.
-    global _CONF
-    with _CONF_LOCK:
-        if _CONF is None:
-            _CONF = cfg.ConfigOpts()
-        return _CONF
-
 
 def _authority_quoted(url):
     """``url`` with '/', '?' and '#' in its credentials percent-encoded.
@@ -55,13 +37,39 @@ def _authority_quoted(url):
     return "%s://%s%s" % (scheme, ",".join(hosts), rest[end:])
 
 
+def _transport_passwords(url):
+    """The passwords ``oslo_messaging.TransportURL.parse(conf, url)`` reads.
+
+    NOTE(lean): the same steps as TransportURL.parse (urlparse, the netloc
+    split on ',', each host's credentials up to its last '@', the password
+    after the first ':' of them, unquoted), without importing oslo.messaging:
+    it pulls in oslo.service and eventlet, which the master and the
+    reconciler do not otherwise load (tests/unit/test_mask_url.py checks the
+    two agree).
+    """
+    parsed = urllib.parse.urlparse(url)
+    if not parsed.scheme:
+        raise ValueError("no scheme")
+    passwords = []
+    for host in parsed.netloc.split(","):
+        if "@" not in host:
+            continue
+        credentials = host.rsplit("@", 1)[0]
+        if ":" in credentials:
+            password = urllib.parse.unquote(credentials.split(":", 1)[1])
+            if password:
+                passwords.append(password)
+    return passwords
+
+
 def _passwords(url, scheme):
     if scheme.split("+")[0].lower() in _DB_SCHEMES:
+        # NOTE(lean): SQLAlchemy only where a database URL is masked; the
+        # daemon's master never loads it otherwise.
+        from sqlalchemy.engine import make_url
         password = make_url(url).password
         return [str(password)] if password else []
-    parsed = oslo_messaging.TransportURL.parse(_transport_conf(),
-                                               _authority_quoted(url))
-    return [h.password for h in parsed.hosts if h.password]
+    return _transport_passwords(_authority_quoted(url))
 
 
 def _mask_credentials(url):
@@ -89,10 +97,11 @@ def _mask_one(match):
 def mask_url(text):
     """Hide the passwords of every URL in ``text``, and key=value secrets.
 
-    Each URL is read by the library that parses it in poolmgr
-    (``sqlalchemy.engine.make_url`` for ``[database] connection``,
-    ``oslo_messaging.TransportURL`` for transport URLs, with every host of a
-    multi-host URL), then each password it holds is replaced by ``***``.
+    Each URL is read the way the library that parses it in poolmgr reads
+    it (``sqlalchemy.engine.make_url`` for ``[database] connection``,
+    ``oslo_messaging.TransportURL.parse``'s steps for transport URLs, with
+    every host of a multi-host URL), then each password it holds is
+    replaced by ``***``.
     """
     if text is None:
         return text

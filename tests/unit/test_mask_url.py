@@ -70,3 +70,32 @@ def test_config_error_masks_every_password_of_a_multi_host_url(tmp_path):
     assert "h2" in result.stderr
     assert "first1" not in result.stderr
     assert "ond2" not in result.stderr
+
+
+def test_transport_passwords_agree_with_oslo_messaging():
+    import oslo_messaging
+    from oslo_config import cfg
+    conf = cfg.ConfigOpts()
+    for url in ("rabbit://u:alpha@h1,u:beta@h2/",
+                "rabbit://u:a%2Fb@h1:5672/vh",
+                "rabbit://u:p:w:d@[::1]:5672/",
+                "rabbit://u:@h1,v:x@h2/",
+                "rabbit://only-user@h1/",
+                "rabbit://h1,h2/",
+                "kafka://u:%40t@h1:9092/?a=b",
+                "rabbit://u:pw@h1/vh?ssl=1#frag",
+                "http://root:pa:ss@10.0.0.1:80/RPC2"):
+        expected = [h.password for h in
+                    oslo_messaging.TransportURL.parse(conf, url).hosts
+                    if h.password]
+        assert utils._transport_passwords(url) == expected, url
+
+
+def test_mask_url_does_not_import_oslo_messaging_or_sqlalchemy():
+    code = ("import sys; from poolmgr import utils; "
+            "utils.mask_url('rabbit://u:pw@h/ http://root:x@h/'); "
+            "print(sorted(m for m in ('oslo_messaging', 'sqlalchemy', "
+            "'eventlet') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
