@@ -18,7 +18,14 @@ def list_opts():
             for section in _SECTIONS]
 
 
-def register_opts(conf):
+def register_opts(conf, libraries=True):
+    """Every poolmgr section on ``conf``.
+
+    ``libraries=False`` leaves out the options poolmgr loads from a library
+    inside its own sections (keystoneauth1's in ``[nova]``), so that
+    nothing heavier than oslo.config is imported (the daemon's master;
+    ``poolmgr.service.register_library_opts`` adds them in the workers).
+    """
     for section in _SECTIONS:
         # NOTE(isolation): oslo.config keeps overrides inside the OptGroup
         # object, so each ConfigOpts gets its own copy of the group; sharing
@@ -28,6 +35,6 @@ def register_opts(conf):
                              help=section.GROUP.help)
         conf.register_group(group)
         if hasattr(section, "register"):
-            section.register(conf, group)
+            section.register(conf, group, libraries=libraries)
         else:
             conf.register_opts(section.OPTS, group=group)

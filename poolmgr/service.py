@@ -1,22 +1,30 @@
-"""Bootstrap shared by every poolmgr command, and the cotyledon services."""
+"""Bootstrap shared by every poolmgr command, and the cotyledon services.
 
+NOTE(lean): the daemon's master imports only what it needs to parse the
+configuration and run cotyledon (oslo.config, oslo.log, cotyledon and
+poolmgr's own option definitions). What a worker forks from it is shared
+copy-on-write; anything more it would map into every worker, used or not.
+So the libraries (oslo.messaging with oslo.service and eventlet, oslo.db
+and SQLAlchemy, keystoneauth1 with requests) are imported in the workers
+that use them, after the fork, and their options registered there
+(``register_library_opts``); the master checks every value, theirs
+included, in a short-lived child at start (``check_config``).
+"""
+
+import json
 import logging as std_logging
 import os
 import random
 import socket
+import sys
 import threading
+import traceback
 
-import amqp.exceptions
 import cotyledon
 from cotyledon import oslo_config_glue
 from oslo_config import cfg
-from oslo_db import options as db_options
 from oslo_log import log
-import oslo_messaging
-from oslo_messaging import opts as messaging_opts
 
-from poolmgr.db import api as db_api
-from poolmgr import notifications
 from poolmgr import opts
 from poolmgr import utils
 
@@ -26,31 +34,67 @@ _DEFAULT_LOG_LEVELS = [
     "amqp=WARN", "amqplib=WARN", "kombu=WARN", "oslo.messaging=INFO",
     "oslo_messaging=INFO", "sqlalchemy=WARN", "alembic=WARN",
     "urllib3=WARN", "stevedore=WARN", "oslo_db=INFO",
+    # NOTE(backend): oslo.messaging imports oslo.service, which logs its
+    # eventlet backend at INFO; imported after log.setup now (in the workers
+    # and check_config's child), it would print two lines at every start.
+    "oslo_service=WARN",
 ]
 
+# The libraries whose options register_library_opts adds.
+DATABASE, MESSAGING, NOVA = "database", "messaging", "nova"
+LIBRARIES = (DATABASE, MESSAGING, NOVA)
 
-def build_conf():
-    """A fresh ConfigOpts with every poolmgr option registered."""
+
+def build_conf(libraries=True):
+    """A fresh ConfigOpts with every poolmgr option registered.
+
+    ``libraries=False``: poolmgr's own options and oslo.log's only, none
+    that needs oslo.db, oslo.messaging or keystoneauth1 imported (the
+    daemon's master); ``register_library_opts`` adds those later.
+    """
     conf = cfg.ConfigOpts()
-    opts.register_opts(conf)
-    db_options.set_defaults(conf)
+    opts.register_opts(conf, libraries=False)
     log.register_options(conf)
-    for group, group_opts in messaging_opts.list_opts():
-        conf.register_opts(group_opts,
-                           group=None if group == "DEFAULT" else group)
-    # NOTE(exchange): Nova publishes on its control_exchange, "nova".
-    conf.set_default("control_exchange", "nova")
-    # NOTE(prefetch): without a bound the rabbit driver pulls the whole queue
-    # into memory and a crash leaves all of it unacked at once; twice the
-    # intake's batch size keeps a batch arriving while one is stored.
-    conf.set_default("rabbit_qos_prefetch_count", 400,
-                     group="oslo_messaging_rabbit")
+    if libraries:
+        register_library_opts(conf)
     return conf
 
 
+def register_library_opts(conf, libraries=LIBRARIES):
+    """Register the options of ``libraries`` (all three by default) on conf.
+
+    Safe on a conf already parsed (values are read from the files when
+    asked for) and when they are registered already.
+    """
+    if DATABASE in libraries:
+        from oslo_db import options as db_options
+        db_options.set_defaults(conf)
+    if MESSAGING in libraries:
+        from oslo_messaging import opts as messaging_opts
+        for group, group_opts in messaging_opts.list_opts():
+            conf.register_opts(group_opts,
+                               group=None if group == "DEFAULT" else group)
+        # NOTE(exchange): Nova publishes on its control_exchange, "nova".
+        conf.set_default("control_exchange", "nova")
+        # NOTE(prefetch): without a bound the rabbit driver pulls the whole
+        # queue into memory and a crash leaves all of it unacked at once;
+        # twice the intake's batch size keeps a batch arriving while one is
+        # stored.
+        conf.set_default("rabbit_qos_prefetch_count", 400,
+                         group="oslo_messaging_rabbit")
+    if NOVA in libraries:
+        from poolmgr.conf import nova as nova_conf
+        nova_conf.register_keystoneauth(conf)
+
+
 def prepare_service(argv=None, config_files=None, conf=None,
-                    setup_logging=True):
-    """Parse the command line and config files, set up logging, return conf."""
+                    setup_logging=True, log_values=True):
+    """Parse the command line and config files, set up logging, return conf.
+
+    With logging set up and ``log_values``, every option's value is logged
+    at DEBUG, which reads (and so checks) each of them: a bad value raises
+    cfg.Error here.
+    """
     if conf is None:
         conf = build_conf()
     log.set_defaults(default_log_levels=_DEFAULT_LOG_LEVELS)
@@ -58,8 +102,62 @@ def prepare_service(argv=None, config_files=None, conf=None,
          validate_default_values=True, default_config_files=config_files)
     if setup_logging:
         log.setup(conf, "poolmgr")
-        conf.log_opt_values(LOG, std_logging.DEBUG)
+        if log_values:
+            conf.log_opt_values(LOG, std_logging.DEBUG)
     return conf
+
+
+def check_config(conf):
+    """Check every option of a parsed lean conf, the libraries' included.
+
+    NOTE(check): the master registers only poolmgr's and oslo.log's
+    options (build_conf(libraries=False)), so a bad value of a library's
+    option (``[oslo_messaging_rabbit]``, ``[database]``, ``[nova]``) would
+    only show in a worker, respawned in a loop. A forked child registers
+    them all, logs every value at DEBUG (which reads, so checks, each one:
+    the same log the daemon always wrote at start) and exits; what it
+    imported goes with it. Returns what the master needs to know of those
+    options: ``{"nova_configured": bool}``. Raises cfg.Error, with the
+    library's message masked, for a bad value.
+    """
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its verdict is the pipe
+        os.close(read_fd)
+        try:
+            try:
+                register_library_opts(conf)
+                conf.log_opt_values(LOG, std_logging.DEBUG)
+                reply = {"nova_configured": bool(conf.nova.auth_type)}
+            except cfg.Error as exc:
+                reply = {"error": utils.mask_url(str(exc))}
+            except BaseException as exc:  # noqa: BLE001 - told to the master
+                traceback.print_exc()
+                reply = {"crash": type(exc).__name__}
+            for handler in std_logging.getLogger().handlers:
+                handler.flush()
+            sys.stderr.flush()
+            os.write(write_fd, json.dumps(reply).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    with os.fdopen(read_fd, "rb") as reader:
+        for chunk in iter(lambda: reader.read(65536), b""):
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    try:
+        reply = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        reply = {}
+    if "error" in reply:
+        raise cfg.Error(reply["error"])
+    if "nova_configured" not in reply:
+        raise RuntimeError("the configuration check (child process %d) "
+                           "failed: %s" % (pid, reply.get("crash", "died")))
+    return reply
 
 
 # ---------------------------------------------------------------------------
@@ -73,7 +171,11 @@ def _jitter(worker_id):
     return worker_id * random.uniform(0.5, 1.0)
 
 
-_BROKER_ERRORS = (amqp.exceptions.AMQPError, ConnectionError)
+def _broker_errors():
+    import amqp.exceptions
+    return (amqp.exceptions.AMQPError, ConnectionError)
+
+
 _LISTEN_RETRY_MIN, _LISTEN_RETRY_MAX = 2.0, 60.0
 _TERMINATE_LOCK_WAIT = 2.0
 
@@ -85,6 +187,7 @@ class IntakeService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
+        register_library_opts(conf, (DATABASE, MESSAGING))
         self.conf = conf
         self.listener = None
         self.transport = None
@@ -95,15 +198,18 @@ class IntakeService(cotyledon.Service):
     def run(self):
         if self._stopping.wait(_jitter(self.worker_id)):
             return
+        from poolmgr.db import api as db_api
+        from poolmgr import notifications
         db_api.configure(self.conf)
         self.endpoint = notifications.build_endpoint(self.conf)
+        broker_errors = _broker_errors()
         delay, failing = _LISTEN_RETRY_MIN, False
         while True:
             try:
                 if not self._listen():
                     return
                 break
-            except _BROKER_ERRORS as exc:
+            except broker_errors as exc:
                 # NOTE(broker): refused credentials or vhost are not retried
                 # by oslo.messaging; one line per streak, not a traceback
                 # and a respawn every second.
@@ -129,6 +235,8 @@ class IntakeService(cotyledon.Service):
 
     def _listen(self):
         """Start a listener; False when told to stop first."""
+        import oslo_messaging
+        from poolmgr import notifications
         transport = oslo_messaging.get_notification_transport(self.conf)
         listener = notifications.build_listener(transport, self.conf,
                                                 self.endpoint)
@@ -186,6 +294,7 @@ class ReconcilerService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
+        register_library_opts(conf, (DATABASE,))
         self.conf = conf
         self.reconciler = None
         self._lock = threading.Lock()
@@ -196,6 +305,7 @@ class ReconcilerService(cotyledon.Service):
         try:
             if self._stopping.wait(_jitter(self.worker_id)):
                 return
+            from poolmgr.db import api as db_api
             db_api.configure(self.conf)
             from poolmgr import engine as pool_engine
             owner = "%s:%d:%d" % (socket.gethostname(), os.getpid(),
@@ -234,12 +344,14 @@ class MetricsService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
+        register_library_opts(conf, (DATABASE,))
         self.conf = conf
         self.server = None
         self._lock = threading.Lock()
         self._stopping = False
 
     def run(self):
+        from poolmgr.db import api as db_api
         from poolmgr import metrics
         db_api.configure(self.conf)
         with self._lock:
@@ -280,10 +392,12 @@ class PurgeService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
+        register_library_opts(conf, (DATABASE,))
         self.conf = conf
         self._stopping = threading.Event()
 
     def run(self):
+        from poolmgr.db import api as db_api
         from poolmgr.db import purge
         db_api.configure(self.conf)
         # NOTE(first-purge): not at once, so a daemon restarted in a loop
@@ -313,10 +427,12 @@ class NovaSyncService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
+        register_library_opts(conf, (DATABASE, NOVA))
         self.conf = conf
         self._stopping = threading.Event()
 
     def run(self):
+        from poolmgr.db import api as db_api
         from poolmgr import novasync
         db_api.configure(self.conf)
         LOG.info("Nova API sync every %.0fs, reflection %s",
@@ -334,8 +450,12 @@ class NovaSyncService(cotyledon.Service):
         _reload_in_worker(self.conf)
 
 
-def build_service_manager(conf):
-    """The ServiceManager of the daemon, with every service added."""
+def build_service_manager(conf, nova_configured=None):
+    """The ServiceManager of the daemon, with every service added.
+
+    ``nova_configured``: check_config's answer, for a lean conf that has no
+    ``[nova] auth_type``; None reads it from conf.
+    """
     sm = cotyledon.ServiceManager()
     sm.add(IntakeService, workers=conf.notifications.workers, args=(conf,))
     sm.add(ReconcilerService, workers=conf.reconciler.workers, args=(conf,))
@@ -343,8 +463,9 @@ def build_service_manager(conf):
         sm.add(MetricsService, workers=1, args=(conf,))
     if conf.database.notification_ttl or conf.database.journal_ttl:
         sm.add(PurgeService, workers=1, args=(conf,))
-    from poolmgr import nova
-    if nova.configured(conf):
+    if nova_configured is None:
+        nova_configured = bool(conf.nova.auth_type)
+    if nova_configured:
         sm.add(NovaSyncService, workers=1, args=(conf,))
     else:
         LOG.info("Nova API sync: not configured ([nova] auth_type unset); "

@@ -15,14 +15,21 @@ LOG = log.getLogger(__name__)
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
-        conf = service.prepare_service(argv)
+        # NOTE(lean): the master parses a conf without the libraries'
+        # options (no oslo.messaging, oslo.db or keystoneauth1 imported
+        # here, so none is mapped into every worker); check_config reads
+        # every value, theirs included, in a child that then exits.
+        conf = service.prepare_service(
+            argv, conf=service.build_conf(libraries=False), log_values=False)
+        checked = service.check_config(conf)
     except cfg.Error as exc:
         # A missing file or a bad value is the operator's input: one line,
         # the usage exit code, no traceback.
         print("poolmgr: configuration error: %s"
               % utils.mask_url(str(exc)), file=sys.stderr)
         return 2
-    sm = service.build_service_manager(conf)
+    sm = service.build_service_manager(
+        conf, nova_configured=checked["nova_configured"])
     # NOTE(title): cotyledon titles the master with the raw command line;
     # mask it in case a URL with a password was passed on it.
     service.set_process_title("poolmgr: master process [%s]"

@@ -6,9 +6,12 @@ service's client: keystoneauth1's auth, session and adapter options
 ``timeout``, ``region_name``, ``valid_interfaces``, ``endpoint_override``,
 ...). Without ``auth_type`` the section is "not configured" and poolmgr runs
 on notifications alone.
+
+keystoneauth1 (with requests) is imported only by the functions that need
+its options, so a process can register poolmgr's own ``[nova]`` options
+without it (``register(conf, group, libraries=False)``: the daemon's master).
 """
 
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
 GROUP = cfg.OptGroup(
@@ -39,14 +42,22 @@ OPTS = [
 DEFAULT_TIMEOUT = 30
 
 
-def register(conf, group):
+def register(conf, group, libraries=True):
     conf.register_opts(OPTS, group=group)
-    ks_loading.register_session_conf_options(conf, group.name)
-    ks_loading.register_auth_conf_options(conf, group.name)
-    ks_loading.register_adapter_conf_options(conf, group.name,
+    if libraries:
+        register_keystoneauth(conf, group.name)
+
+
+def register_keystoneauth(conf, group_name=None):
+    """keystoneauth1's auth, session and adapter options in ``[nova]``."""
+    from keystoneauth1 import loading as ks_loading
+    group = GROUP.name if group_name is None else group_name
+    ks_loading.register_session_conf_options(conf, group)
+    ks_loading.register_auth_conf_options(conf, group)
+    ks_loading.register_adapter_conf_options(conf, group,
                                              include_deprecated=False)
-    conf.set_default("service_type", "compute", group=group.name)
-    conf.set_default("timeout", DEFAULT_TIMEOUT, group=group.name)
+    conf.set_default("service_type", "compute", group=group)
+    conf.set_default("timeout", DEFAULT_TIMEOUT, group=group)
 
 
 def list_opts():
@@ -55,6 +66,7 @@ def list_opts():
     As nova's own conf does for its clients: the common auth options plus
     those of the ``password`` plugin, the session and the adapter options.
     """
+    from keystoneauth1 import loading as ks_loading
     opts = list(OPTS)
     opts += ks_loading.get_session_conf_options()
     opts += ks_loading.get_auth_common_conf_options()

@@ -3,11 +3,6 @@
 import importlib.resources
 import pathlib
 
-from alembic import command
-from alembic import config as alembic_config
-from alembic import migration as alembic_migration
-from alembic import script as alembic_script
-
 from poolmgr.db import api
 
 
@@ -28,6 +23,10 @@ def migrations_dir():
 
 
 def _config(connection=None):
+    # NOTE(lean): alembic (with mako and pygments, 10 MB) is imported by the
+    # functions that run it, not by the reconciler that imports this module
+    # for describe_error and never needs it unless the schema is wrong.
+    from alembic import config as alembic_config
     location = migrations_dir()
     cfg = alembic_config.Config(str(location / "alembic.ini"))
     cfg.set_main_option("script_location", str(location))
@@ -37,12 +36,14 @@ def _config(connection=None):
 
 def upgrade(revision="head"):
     """Create or upgrade the schema of the configured database."""
+    from alembic import command
     with api.get_engine().begin() as connection:
         command.upgrade(_config(connection), revision)
 
 
 def version():
     """The revision the database is at (None when it has no schema)."""
+    from alembic import migration as alembic_migration
     with api.get_engine().connect() as connection:
         context = alembic_migration.MigrationContext.configure(connection)
         return context.get_current_revision()
@@ -53,6 +54,7 @@ def head():
 
 
 def script_directory():
+    from alembic import script as alembic_script
     return alembic_script.ScriptDirectory.from_config(_config())
 
 

@@ -16,7 +16,6 @@ import ssl
 import urllib.parse
 import xmlrpc.client
 
-from cryptography import x509
 
 _HEX = re.compile(r"^[0-9A-F]{64}$")
 
@@ -55,6 +54,9 @@ def fingerprint(der):
 
 def describe(der):
     """Fingerprint, subject, issuer and expiry of a DER certificate."""
+    # NOTE(lean): cryptography (9 MB) only where a certificate is described
+    # (poolmgr-manage); checking a pin is a SHA-256 of the DER bytes.
+    from cryptography import x509
     cert = x509.load_der_x509_certificate(der)
     not_after = getattr(cert, "not_valid_after_utc", None) or \
         cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
