@@ -153,6 +153,9 @@ def _is_pool(agg):
 
 def _touch_pool(session, agg, now, cause):
     pool = session.get(models.Pool, agg.id, with_for_update=True)
+    # NOTE(wake-up): the due time is read after the row lock is held; see
+    # _touch_pools.
+    now = _now()
     if pool is None:
         if not _is_pool(agg):
             return
@@ -184,6 +187,15 @@ def _touch_pools(session, aggs, now):
         sa.select(pools.c.aggregate_id, pools.c.state).where(
             pools.c.aggregate_id.in_(ids)).order_by(
             pools.c.aggregate_id).with_for_update()).all())
+    # NOTE(wake-up): the due time is read now that the rows are locked, not
+    # when the batch began. A pass takes its start time before it acquires
+    # the lease (an UPDATE of the same row, so it waits for this lock); a
+    # mark stamped after that start is kept when the pass releases the
+    # lease (db.leases.release_lease). Stamped before the locks, a batch
+    # that committed while a pass was reading could be stamped earlier than
+    # the pass's start, and its wake-up was overwritten by the pass's next
+    # due time: the pool waited for the resync (seen in CI).
+    now = _now()
     new = [dict(aggregate_id=i, state=POOL_CREATED, generation=0,
                 reasons=["not reconciled yet"], live_migration_ready=False,
                 attempts=0, created_at=now, updated_at=now, due_at=now)

@@ -142,30 +142,36 @@ class Scheduler:
         for aggregate_id in db_api.list_due_pools(limit=free + len(busy)):
             if aggregate_id in busy or self._stopping.is_set():
                 continue
+            # NOTE(wake-up): the pass's start is taken before the lease is
+            # acquired; a notification that marks the pool due after it is
+            # kept at release (see db.mirror._touch_pools).
+            started = context.now()
             generation = db_api.acquire_lease(
                 aggregate_id, self.owner, self.conf.reconciler.lease_time)
             if generation is None:
                 continue
             with self._lock:
                 self._in_flight[aggregate_id] = generation
-            future = executor.submit(self._work, aggregate_id, generation)
+            future = executor.submit(self._work, aggregate_id, generation,
+                                     started)
             future.add_done_callback(
                 lambda f, a=aggregate_id: self._finished(a, f))
             free -= 1
             if free <= 0:
                 break
 
-    def _work(self, aggregate_id, generation):
+    def _work(self, aggregate_id, generation, started):
         """Passes on one claimed pool while each leaves it due at once."""
         while True:
             result = self.leased_pass(aggregate_id, generation, None,
-                                      self._long_polls)
+                                      self._long_polls, started=started)
             if result.pending != passes.ACT or self._stopping.is_set():
                 return result
             # NOTE(fair): the next pass of a pool that just took a step runs
             # on this thread at once; other pools are claimed only by the
             # poll loop at due times, so an engine that finishes many passes
             # does not win every due pool from the other engines.
+            started = context.now()
             generation = db_api.acquire_lease(
                 aggregate_id, self.owner, self.conf.reconciler.lease_time)
             if generation is None:
@@ -221,10 +227,11 @@ class Scheduler:
 
         ``long_polls`` bounds the worker threads waiting in an event.from
         long-poll at once (None: this caller's own thread may always wait).
-        A pool marked due after ``started`` (default: now) keeps that due
-        time (db_api.release_lease). ``on_demand``: the caller runs the
-        next pass itself, so a pass that leaves work pending leaves due_at
-        as it is.
+        A pool marked due after ``started`` keeps that due time
+        (db_api.release_lease); callers take ``started`` before they
+        acquire the lease (default: now, for callers that hold it
+        already). ``on_demand``: the caller runs the next pass itself, so a
+        pass that leaves work pending leaves due_at as it is.
         """
         due_at = None
         started = started or context.now()

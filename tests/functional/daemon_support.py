@@ -123,7 +123,14 @@ class Bus:
 
 
 class Daemon:
-    """``poolmgr --config-file F`` in a subprocess, its log in a file."""
+    """``poolmgr --config-file F`` in a subprocess, its log in a file.
+
+    Every daemon a test starts is remembered in ``started`` so that a
+    failing test's report carries the tail of each one's log
+    (tests/functional/conftest.py).
+    """
+
+    started = []
 
     def __init__(self, tmp_path, bus, database_url, debug=True,
                  requeue_delay=0.5, metrics_port=0, extra=""):
@@ -164,6 +171,7 @@ class Daemon:
                 [poolmgr_binary(), "--config-file", str(self.config)],
                 stdout=out, stderr=subprocess.STDOUT,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        Daemon.started.append(self)
         if wait:
             wait_for(lambda: "listening on exchange" in self.log_text()
                      or self.proc.poll() is not None, timeout=60,

@@ -87,3 +87,32 @@ def test_finished_row_is_not_finished_again(db):
                                  owner="a", generation=gen)
     assert not db_api.journal_finish(op_id, db_api.OP_ABANDONED)
     assert db_api.list_operations(7)[0]["status"] == db_api.OP_FAILED
+
+
+def test_a_notification_committed_during_a_pass_keeps_the_pool_due(
+        db, monkeypatch):
+    """The lost wake-up CI met: an intake batch began before a pass did
+    (its clock read earlier) and committed while the pass ran; the pass's
+    release must not replace the batch's due time with the resync's."""
+    import datetime
+
+    from poolmgr.db import eventlog
+    from poolmgr.engine import context
+    from poolmgr import events
+
+    started = context.now()             # the scheduler, before the lease
+    gen = db_api.acquire_lease(7, "engine", 30)
+    # The batch's own clock read predates the pass's start.
+    monkeypatch.setattr(eventlog, "_now", lambda: started -
+                        datetime.timedelta(seconds=1))
+    db_api.record_event(events.AggregateEvent(
+        message_id="late-add", event_type="aggregate.addhost.end",
+        publisher_id="aggregate.7", timestamp=started, kind=events.ADD_HOST,
+        phase=events.END, versioned=False, aggregate_id=7, host="c2"))
+    resync = context.now() + datetime.timedelta(seconds=600)
+    assert db_api.release_lease(7, "engine", gen, due_at=resync,
+                                marked_since=started)
+    due = db_api.get_pool(7)["due_at"]
+    assert due < resync - datetime.timedelta(seconds=590), due
+    assert 7 in db_api.list_due_pools(now=context.now()
+                                      + datetime.timedelta(seconds=1))
