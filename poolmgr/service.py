@@ -70,6 +70,12 @@ def register_library_opts(conf, libraries=LIBRARIES):
         from oslo_db import options as db_options
         db_options.set_defaults(conf)
     if MESSAGING in libraries:
+        # NOTE(greendns): oslo.messaging imports oslo.service and so
+        # eventlet, whose green DNS resolver imports dnspython and
+        # cryptography (16 MB per process that loads oslo.messaging).
+        # poolmgr never monkey-patches, so that resolver is never used;
+        # eventlet reads this once, when it is first imported.
+        os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
         from oslo_messaging import opts as messaging_opts
         for group, group_opts in messaging_opts.list_opts():
             conf.register_opts(group_opts,

@@ -5,6 +5,7 @@ libraries are imported by the workers that use them, and the master checks
 their options' values in a child (service.check_config).
 """
 
+import os
 import subprocess
 import sys
 
@@ -120,3 +121,16 @@ def test_full_conf_is_the_lean_one_plus_the_libraries(tmp_path):
 def _all(conf):
     for info, group in conf._all_opt_infos():
         yield (group.name if group else None), info["opt"]
+
+
+def test_intake_loads_oslo_messaging_without_greendns(tmp_path):
+    code = ("import sys; from poolmgr import service; "
+            "conf = service.build_conf(libraries=False); "
+            "service.IntakeService(0, conf); import poolmgr.notifications; "
+            "print(sorted(m for m in ('dns', 'cryptography') "
+            "if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items()
+           if k != "EVENTLET_NO_GREENDNS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60, check=True, env=env).stdout
+    assert out.strip() == "[]"
