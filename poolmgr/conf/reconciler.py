@@ -31,8 +31,17 @@ OPTS = [
                       "join, an eject or a master hand-over to take effect. "
                       "A waiting pool holds no thread and no lease between "
                       "looks."),
-    cfg.FloatOpt("wait_long_poll", default=1.0, min=0.0,
+    cfg.FloatOpt("wait_long_poll", default=2.0, min=0.0,
                  help="Seconds one look at a waiting pool may wait on the "
                       "master (event.from timeout) for the change to show; "
-                      "0 looks and returns at once."),
+                      "the look ends as soon as it shows. 0 looks and "
+                      "returns at once."),
+    cfg.IntOpt("wait_threads", default=64, min=0,
+               help="Threads, besides `threads`, that look at waiting "
+                    "pools: each look long-polls the pool's master for up "
+                    "to wait_long_poll and holds its thread only that long. "
+                    "Waiting pools beyond this number are looked at on the "
+                    "`threads` without waiting on the master, every "
+                    "wait_poll_interval. 0: looks share `threads` (at most "
+                    "half of them long-poll)."),
 ]

@@ -36,22 +36,43 @@ def mark_due(aggregate_id, when=None):
     update_pool(aggregate_id, due_at=when or _now())
 
 
-def list_due_pools(limit=100, now=None):
-    """Ids of pools due for a pass whose lease is free or expired."""
+def list_due_pools(limit=100, now=None, waiting=False):
+    """Ids of pools due for a pass whose lease is free or expired.
+
+    ``waiting``: (id, True when the pool waits for a join, an eject or a
+    hand-over) pairs instead, for the scheduler's look threads.
+    """
     now = now or _now()
+    pools = models.Pool.__table__
+    columns = [pools.c.aggregate_id]
+    if waiting:
+        columns.append(pools.c.waiting.is_not(None))
     with _reader() as session:
-        query = sa.select(models.Pool.aggregate_id).where(
-            models.Pool.due_at.is_not(None),
-            models.Pool.due_at <= now,
-            sa.or_(models.Pool.lease_owner.is_(None),
-                   models.Pool.lease_expires_at < now),
-        ).order_by(models.Pool.due_at).limit(limit)
-        return list(session.scalars(query))
+        query = sa.select(*columns).where(
+            pools.c.due_at.is_not(None),
+            pools.c.due_at <= now,
+            sa.or_(pools.c.lease_owner.is_(None),
+                   pools.c.lease_expires_at < now),
+        ).order_by(pools.c.due_at).limit(limit)
+        rows = session.execute(query).all()
+    if waiting:
+        return [(row[0], bool(row[1])) for row in rows]
+    return [row[0] for row in rows]
 
 
-def next_due_time():
+def next_due_time(now=None):
+    """The earliest due time of a pool whose lease is free or expired.
+
+    A leased pool is left out: its holder sets its next due time when it
+    releases the lease (and wakes its own scheduler).
+    """
+    now = now or _now()
+    pools = models.Pool.__table__
     with _reader() as session:
-        return session.scalar(sa.select(sa.func.min(models.Pool.due_at)))
+        return session.scalar(sa.select(sa.func.min(pools.c.due_at)).where(
+            pools.c.due_at.is_not(None),
+            sa.or_(pools.c.lease_owner.is_(None),
+                   pools.c.lease_expires_at < now)))
 
 
 def list_members(aggregate_id):

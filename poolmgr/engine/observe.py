@@ -72,6 +72,10 @@ def observe(ctx, desired, pool_row, members, record=True):
             "; ".join(problems))
     if observed.pool is not None:
         _map_members(observed, desired, members, inventory, record)
+        if ctx.feeds is not None:
+            for view in observed.hosts.values():
+                if view.url:
+                    ctx.feeds.drop(standalone_key(view.url))
     if not desired.managed:
         return observed
     for name, view in contested.items():
@@ -114,7 +118,9 @@ class FeedCache:
     """The event.from feed of every pool this engine looked at.
 
     Memory is bounded by the pools: one feed (records + token) per pool,
-    dropped when the pool is dismissed or gone.
+    dropped when the pool is dismissed or gone; and one per standalone host
+    a pool wants (key ``standalone_key(url)``), dropped once the host is
+    seen in the pool (its records are then in the pool's feed).
     """
 
     def __init__(self):
@@ -137,12 +143,23 @@ class FeedCache:
             return len(self._feeds)
 
     def stats(self):
-        """{"pools", "full_reads", "delta_reads"} over every feed."""
+        """{"pools", "standalone_hosts", "full_reads", "delta_reads"} over
+        every feed."""
         with self._lock:
-            feeds = list(self._feeds.values())
-        return {"pools": len(feeds),
-                "full_reads": sum(f.full_reads for f in feeds),
-                "delta_reads": sum(f.delta_reads for f in feeds)}
+            feeds = list(self._feeds.items())
+        standalone = sum(1 for key, _ in feeds if _is_standalone(key))
+        return {"pools": len(feeds) - standalone,
+                "standalone_hosts": standalone,
+                "full_reads": sum(f.full_reads for _, f in feeds),
+                "delta_reads": sum(f.delta_reads for _, f in feeds)}
+
+
+def standalone_key(url):
+    return ("standalone", url)
+
+
+def _is_standalone(key):
+    return isinstance(key, tuple) and key[:1] == ("standalone",)
 
 
 def _map_members(observed, desired, members, inventory, record):
@@ -212,7 +229,12 @@ def observe_one(ctx, name, inventory, record=True):
     url = host["xapi_url"]
     sess = ctx.sessions.get(url, follow_master=False)
     try:
-        snap = operations.read_pool(sess)
+        # NOTE(delta): a host waiting for its turn to join is read again
+        # at every pass of its pool; through its own event.from feed only
+        # what changed travels (a full read after a restart: the session
+        # is gone, SESSION_INVALID).
+        snap = (ctx.feeds.get(standalone_key(url)).read(sess)
+                if ctx.feeds is not None else operations.read_pool(sess))
     except errors.XapiError as exc:
         if exc.code == "HOST_IS_SLAVE":
             return planner.HostView(name, planner.OTHER_POOL, url=url,

@@ -14,7 +14,8 @@ why the pool is due again and ``due_in`` when:
 
 - ``act``: a step was taken (or a member parked): look again at once;
 - ``wait``: a join, eject or hand-over is under way (``pools.waiting``):
-  look again after ``[reconciler] wait_poll_interval``;
+  look again after ``[reconciler] wait_poll_interval`` (a join: at once,
+  when look threads long-poll; see waits.first_look_in);
 - ``retry``: a transient xapi error: look again after the backoff of the
   attempt (``pool_members.attempts`` of the host, else ``pools.attempts``);
 - None: settled (converged, blocked, parked); the scheduler picks the
@@ -77,7 +78,7 @@ def run_pass(ctx):
         return _act(ctx, pool_row)
     except waits.Waiting as waiting:
         waits.record(ctx, waiting, entry)
-        return _pending(ctx, WAIT, ctx.conf.reconciler.wait_poll_interval)
+        return _pending(ctx, WAIT, waits.first_look_in(ctx.conf, waiting))
     except errors.XapiError as exc:
         return _failed(ctx, exc)
 

@@ -9,6 +9,13 @@ hand-over is under way, after the backoff of a transient error or of a
 blocked attempt, after ``resync_interval`` when converged. Between passes
 a pool holds no thread and no lease, so a waiting pool costs nothing and
 another engine may take it.
+
+A due pool that waits is looked at on a look thread (``[reconciler]
+wait_threads``, besides ``threads``): its look long-polls the master
+(event.from, up to ``wait_long_poll``) and ends as soon as the change
+shows, so a join is seen when it takes effect, not at the next due time.
+Waiting pools beyond the look threads are looked at on the pass threads
+without waiting on the master.
 """
 
 import concurrent.futures
@@ -56,6 +63,7 @@ class Scheduler:
         self._wake = wake
         self._lock = threading.Lock()
         self._in_flight = {}
+        self._looking = set()      # of _in_flight: on a look thread
         self._db_problem = None
         self._long_polls = threading.Semaphore(
             max(1, conf.reconciler.threads // 2))
@@ -66,9 +74,12 @@ class Scheduler:
 
     def run_forever(self, stop_event):
         threads = self.conf.reconciler.threads
-        LOG.info("Reconciler %s running with %d threads", self.owner, threads)
+        looks = self.conf.reconciler.wait_threads
+        LOG.info("Reconciler %s running with %d threads and %d look "
+                 "threads", self.owner, threads, looks)
         with concurrent.futures.ThreadPoolExecutor(
-                threads, thread_name_prefix="poolmgr-pool") as executor:
+                threads + looks, thread_name_prefix="poolmgr-pool") \
+                as executor:
             while not (stop_event.is_set() or self._stopping.is_set()):
                 try:
                     self._claim(executor, threads)
@@ -131,16 +142,30 @@ class Scheduler:
             return interval
         if due is None:
             return interval
-        return max(0.0, min(interval, (due - context.now()).total_seconds()))
+        left = (due - context.now()).total_seconds()
+        if left <= 0:
+            # NOTE(spin): a pool due now that the claim just left alone is
+            # in flight here (its lease expired during a long step) or
+            # waits for a free thread; a finished pass wakes the loop.
+            # Claiming again at once would spin on the database.
+            return interval
+        return min(interval, left)
 
     def _claim(self, executor, threads):
         with self._lock:
-            free = threads - len(self._in_flight)
+            looking = len(self._looking)
+            free = threads - (len(self._in_flight) - looking)
+            free_looks = self.conf.reconciler.wait_threads - looking
             busy = set(self._in_flight)
-        if free <= 0:
+        if free <= 0 and free_looks <= 0:
             return
-        for aggregate_id in db_api.list_due_pools(limit=free + len(busy)):
+        due = db_api.list_due_pools(limit=max(free, 0) + max(free_looks, 0)
+                                    + len(busy), waiting=True)
+        for aggregate_id, waiting in due:
             if aggregate_id in busy or self._stopping.is_set():
+                continue
+            look = waiting and free_looks > 0
+            if not look and free <= 0:
                 continue
             # NOTE(wake-up): the pass's start is taken before the lease is
             # acquired; a notification that marks the pool due after it is
@@ -152,20 +177,32 @@ class Scheduler:
                 continue
             with self._lock:
                 self._in_flight[aggregate_id] = generation
+                if look:
+                    self._looking.add(aggregate_id)
             future = executor.submit(self._work, aggregate_id, generation,
-                                     started)
+                                     started, look)
             future.add_done_callback(
                 lambda f, a=aggregate_id: self._finished(a, f))
-            free -= 1
-            if free <= 0:
+            if look:
+                free_looks -= 1
+            else:
+                free -= 1
+            if free <= 0 and free_looks <= 0:
                 break
 
-    def _work(self, aggregate_id, generation, started):
-        """Passes on one claimed pool while each leaves it due at once."""
+    def _work(self, aggregate_id, generation, started, look=False):
+        """Passes on one claimed pool while each leaves it due at once.
+
+        ``look``: on a look thread, whose look may always long-poll; the
+        pass that follows a finished wait runs there too, but a further
+        pass goes back to the pass threads (``threads`` bounds them).
+        """
         while True:
-            result = self.leased_pass(aggregate_id, generation, None,
-                                      self._long_polls, started=started)
-            if result.pending != passes.ACT or self._stopping.is_set():
+            result = self.leased_pass(
+                aggregate_id, generation, None,
+                None if look else self._long_polls, started=started)
+            if result.pending != passes.ACT or self._stopping.is_set() or \
+                    look:
                 return result
             # NOTE(fair): the next pass of a pool that just took a step runs
             # on this thread at once; other pools are claimed only by the
@@ -192,8 +229,12 @@ class Scheduler:
 
     def _finished(self, aggregate_id, future=None):
         with self._lock:
-            full = len(self._in_flight) >= self.conf.reconciler.threads
+            looking = len(self._looking)
+            full = (len(self._in_flight) - looking >=
+                    self.conf.reconciler.threads or
+                    looking >= self.conf.reconciler.wait_threads)
             self._in_flight.pop(aggregate_id, None)
+            self._looking.discard(aggregate_id)
         if full:
             # A thread is free again for pools that became due meanwhile.
             self.wake()

@@ -201,13 +201,27 @@ def _url(ctx, name, entry):
     return host["xapi_url"] if host else None
 
 
+def first_look_in(conf, waiting):
+    """Seconds from the step to the first look at its wait.
+
+    A join is looked at once when look threads long-poll (the look waits on
+    the master and ends when the member shows); an eject or a hand-over
+    after ``wait_poll_interval`` (the host restarts first).
+    """
+    if waiting.kind == WAIT_MEMBER and conf.reconciler.wait_threads and \
+            conf.reconciler.wait_long_poll:
+        return 0.0
+    return conf.reconciler.wait_poll_interval
+
+
 def _look_member(ctx, pool_row, entry):
     url = _url(ctx, pool_row.get("master"), entry)
     if url is None:
         return DONE
     session = ctx.sessions.get(url, follow_master=True)
+    begun = time.monotonic()
     with ctx.long_poll() as budget:
-        end = time.monotonic() + budget
+        end = begun + budget
         while True:
             # NOTE(long-poll): each read blocks until the master changes
             # (or the budget is spent), so the look ends as soon as the
@@ -220,10 +234,16 @@ def _look_member(ctx, pool_row, entry):
                 return DONE
             live = ref is not None and snap.host_live(ref) and \
                 snap.host_enabled(ref)
-            if live or time.monotonic() >= end:
+            # A live member whose PBDs are still plugging is waited on too:
+            # xapi plugs them in the seconds after the slave starts.
+            if time.monotonic() >= end:
                 break
+    # NOTE(cadence): one look per wait_poll_interval; a look that
+    # long-polled has spent (part of) it waiting on the master already.
+    next_look = max(0.0, ctx.conf.reconciler.wait_poll_interval
+                    - (time.monotonic() - begun))
     if not live:
-        return ctx.conf.reconciler.wait_poll_interval
+        return next_look
     now = context.now()
     live_since = _parse(entry.get("live_since"))
     if live_since is None:
@@ -233,7 +253,7 @@ def _look_member(ctx, pool_row, entry):
     left = PBD_SETTLE_TIME - (now - live_since).total_seconds()
     if left <= 0:
         return DONE
-    return min(left, ctx.conf.reconciler.wait_poll_interval)
+    return min(left, next_look)
 
 
 def _look_standalone(ctx, pool_row, entry):
