@@ -134,3 +134,19 @@ def test_intake_loads_oslo_messaging_without_greendns(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, timeout=60, check=True, env=env).stdout
     assert out.strip() == "[]"
+
+
+def test_reconciler_imports_neither_messaging_nor_alembic():
+    # NOTE(lean): cryptography still comes with PyMySQL when the engine
+    # connects (caching_sha2_password); importing the engine must not
+    # bring it, nor oslo.messaging/eventlet, keystoneauth1 or alembic.
+    code = ("import sys; from poolmgr import service; "
+            "conf = service.build_conf(libraries=False); "
+            "service.ReconcilerService(0, conf); "
+            "import poolmgr.db.api, poolmgr.engine; "
+            "print(sorted(m for m in ('oslo_messaging', 'eventlet', "
+            "'keystoneauth1', 'requests', 'alembic', 'cryptography', "
+            "'openstack') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
