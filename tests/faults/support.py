@@ -144,15 +144,33 @@ def mariadb_stop():
                             result.stderr[-300:].strip())
     wait_for(lambda: not _port_open(3306), timeout=60,
              what="MariaDB to stop")
+    # NOTE(exit): the port closes before mariadbd has flushed and exited; a
+    # start meanwhile finds it "already running" and does nothing (CI on a
+    # busy machine waited 120 s for a server that was not coming back).
+    wait_for(lambda: not _mariadbd_running(), timeout=120,
+             what="mariadbd to exit")
+
+
+def _mariadbd_running():
+    return subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True,
+                          timeout=30).returncode == 0
 
 
 def mariadb_start():
     subprocess.run(["mkdir", "-p", "/run/mysqld"], check=False)
     subprocess.run(["chown", "mysql:mysql", "/run/mysqld"], check=False)
-    subprocess.run(["start-stop-daemon", "--start", "--oknodo",
-                    "--background", "--chuid", "mysql", "--exec",
-                    "/usr/sbin/mariadbd"], check=False, timeout=60)
-    wait_for(lambda: _port_open(3306), timeout=120, what="MariaDB back")
+
+    def started():
+        if _port_open(3306):
+            return True
+        if not _mariadbd_running():
+            # Not started yet, or an earlier one was still exiting when
+            # start-stop-daemon looked: (again) now.
+            subprocess.run(["start-stop-daemon", "--start", "--oknodo",
+                            "--background", "--chuid", "mysql", "--exec",
+                            "/usr/sbin/mariadbd"], check=False, timeout=60)
+        return False
+    wait_for(started, timeout=120, interval=0.5, what="MariaDB back")
     # The port opens a moment before queries are served.
     wait_for(_mariadb_answers, timeout=60, what="MariaDB to answer")
 

@@ -36,17 +36,22 @@ def test_database_restart_under_load_requeues_and_converges(bed):
             errors.append(exc)
 
     thread = threading.Thread(target=load, daemon=True)
-    with support.mariadb_restored():
-        thread.start()
-        support.wait_for(lambda: len(aggregates) >= 2, timeout=60,
-                         what="load to start")
-        support.mariadb_stop()
-        # NOTE(load): on a busy machine a fixed outage can pass before the
-        # intake tries a batch; keep MariaDB down until it has requeued.
-        support.wait_for(lambda: "requeueing" in daemon.log_text(),
-                         timeout=60, what="the intake to requeue")
-        support.mariadb_start()
-        support.settle(1.0)
+    try:
+        with support.mariadb_restored():
+            thread.start()
+            support.wait_for(lambda: len(aggregates) >= 2, timeout=60,
+                             what="load to start")
+            support.mariadb_stop()
+            # NOTE(load): on a busy machine a fixed outage can pass before
+            # the intake tries a batch; keep MariaDB down until it has
+            # requeued.
+            support.wait_for(lambda: "requeueing" in daemon.log_text(),
+                             timeout=60, what="the intake to requeue")
+            support.mariadb_start()
+            support.settle(1.0)
+    finally:
+        # NOTE(leak): a failure above must not leave the load publishing
+        # into the next tests (their caplog saw its errors).
         stop.set()
         thread.join(60)
     assert errors == []
