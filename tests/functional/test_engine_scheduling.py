@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import threading
 
+import pytest
 import XenAPI
 
 from poolmgr.db import api as db_api
@@ -59,14 +60,17 @@ def event_from_tokens(s, host_index):
                                           s.hosts[host_index])]
 
 
-def test_pool_waiting_on_a_slow_join_does_not_delay_another_pools_join(sim):
+@pytest.mark.parametrize("wait_threads", [64, 0],
+                         ids=["look-threads", "looks-on-pass-threads"])
+def test_pool_waiting_on_a_slow_join_does_not_delay_another_pools_join(
+        sim, wait_threads):
     slow = sim(2, join_delay=6.0)
     fast = sim(2, join_delay=0.2)
     es.register(slow, prefix="slow")
     es.register(fast, prefix="fast")
     es.want(1, "slow-pool", ["slow-1", "slow-2"])
     es.want(2, "fast-pool", ["fast-1", "fast-2"])
-    engine = es.engine(es.make_conf(threads=1))
+    engine = es.engine(es.make_conf(threads=1, wait_threads=wait_threads))
     with running(engine):
         es.wait_for(lambda: es.calls(slow, "pool.join"), timeout=20)
         es.wait_for(lambda: db_api.get_pool(2)["state"] == "active",
@@ -81,6 +85,23 @@ def test_pool_waiting_on_a_slow_join_does_not_delay_another_pools_join(sim):
                     timeout=30)
     assert db_api.get_pool(1)["waiting"] is None
     assert len(es.calls(slow, "pool.join")) == 1
+
+
+@pytest.mark.parametrize("wait_threads", [64, 0])
+def test_a_join_is_looked_at_at_once_when_looks_long_poll(sim, wait_threads):
+    """With look threads the pool is due as soon as pool.join returns (its
+    look waits on the master); without, after wait_poll_interval."""
+    s = sim(2, join_delay=3.0)
+    es.want(1, "pool-a", es.register(s))
+    engine = es.engine(es.make_conf(wait_threads=wait_threads,
+                                    wait_poll_interval=1.0))
+    passes_until(engine, 1, "wait")
+    assert db_api.get_pool(1)["waiting"]["kind"] == "wait_member"
+    left = seconds_until_due(1)
+    if wait_threads:
+        assert left <= 0.0, left
+    else:
+        assert 0.5 < left <= 1.0, left
 
 
 def test_transient_error_backs_off_without_holding_the_lease(sim):
