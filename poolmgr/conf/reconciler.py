@@ -36,7 +36,7 @@ OPTS = [
                       "master (event.from timeout) for the change to show; "
                       "the look ends as soon as it shows. 0 looks and "
                       "returns at once."),
-    cfg.IntOpt("wait_threads", default=64, min=0,
+    cfg.IntOpt("wait_threads", default=16, min=0,
                help="Threads, besides `threads`, that look at waiting "
                     "pools: each look long-polls the pool's master for up "
                     "to wait_long_poll and holds its thread only that long. "

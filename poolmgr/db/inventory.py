@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
+from poolmgr.db.session import _writer_connection
 from poolmgr.db.states import POOL_DISMISSED
 
 
@@ -83,7 +84,7 @@ def remove_host(compute_host):
 
 def set_host_xenserver_uuid(compute_host, uuid):
     # One UPDATE (no SELECT first): the engine records what it observes.
-    with _writer() as session:
+    with _writer_connection() as session:
         session.execute(sa.update(models.Host).where(
             models.Host.compute_host == compute_host,
             sa.or_(models.Host.xenserver_uuid.is_(None),

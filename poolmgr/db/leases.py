@@ -6,7 +6,9 @@ from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
 
 from poolmgr.db import models
-from poolmgr.db.session import _writer, _reader, _now
+from poolmgr.db.session import _now
+from poolmgr.db.session import _reader_connection as _reader
+from poolmgr.db.session import _writer_connection as _writer
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)

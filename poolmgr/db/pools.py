@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
+from poolmgr.db.session import _reader_connection, _writer_connection
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_ERROR)
@@ -27,7 +28,7 @@ def list_pools():
 
 def update_pool(aggregate_id, **fields):
     fields["updated_at"] = _now()
-    with _writer() as session:
+    with _writer_connection() as session:
         session.execute(sa.update(models.Pool).where(
             models.Pool.aggregate_id == aggregate_id).values(**fields))
 
@@ -47,7 +48,7 @@ def list_due_pools(limit=100, now=None, waiting=False):
     columns = [pools.c.aggregate_id]
     if waiting:
         columns.append(pools.c.waiting.is_not(None))
-    with _reader() as session:
+    with _reader_connection() as session:
         query = sa.select(*columns).where(
             pools.c.due_at.is_not(None),
             pools.c.due_at <= now,
@@ -68,7 +69,7 @@ def next_due_time(now=None):
     """
     now = now or _now()
     pools = models.Pool.__table__
-    with _reader() as session:
+    with _reader_connection() as session:
         return session.scalar(sa.select(sa.func.min(pools.c.due_at)).where(
             pools.c.due_at.is_not(None),
             sa.or_(pools.c.lease_owner.is_(None),
@@ -93,15 +94,17 @@ def list_all_members():
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
 def upsert_member(aggregate_id, host, **fields):
     now = _now()
-    with _writer() as session:
-        # NOTE(one-statement): the row exists on nearly every call (the
-        # engine's steps); one UPDATE, and the INSERT only when it did not.
-        updated = session.execute(sa.update(models.PoolMember).where(
+    # NOTE(one-statement): the row exists on nearly every call (the
+    # engine's steps); one UPDATE on a connection, and the INSERT (through
+    # the session) only when it did not.
+    with _writer_connection() as connection:
+        updated = connection.execute(sa.update(models.PoolMember).where(
             models.PoolMember.aggregate_id == aggregate_id,
             models.PoolMember.host == host).values(
             updated_at=now, **fields)).rowcount
-        if updated:
-            return
+    if updated:
+        return
+    with _writer() as session:
         row = session.scalar(sa.select(models.PoolMember).where(
             models.PoolMember.aggregate_id == aggregate_id,
             models.PoolMember.host == host))
