@@ -34,7 +34,9 @@ def _bump(session, counts):
             for name, value in sorted(counts.items()) if value]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
+    # A Core connection or an ORM session (the caller's transaction).
+    dialect = (session.dialect if hasattr(session, "dialect")
+               else session.get_bind().dialect).name
     # NOTE(upsert): one statement per transaction whatever the number of
     # names (an executemany the driver sends as one multi-row INSERT; the
     # statement is built once, so it is compiled once); rows in name order
@@ -45,13 +47,16 @@ def _bump(session, counts):
     elif dialect == "sqlite":
         session.execute(_SQLITE_BUMP, rows)
     else:
+        table = models.Counter.__table__
         for row in rows:
-            counter = session.get(models.Counter, row["name"],
-                                  with_for_update=True)
-            if counter is None:
-                session.add(models.Counter(**row))
+            found = session.execute(sa.select(table.c.value).where(
+                table.c.name == row["name"]).with_for_update()).first()
+            if found is None:
+                session.execute(table.insert().values(**row))
             else:
-                counter.value += row["value"]
+                session.execute(table.update().where(
+                    table.c.name == row["name"]).values(
+                    value=table.c.value + row["value"]))
 
 
 def _upserts():

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
-from poolmgr.db.session import _writer_connection
+from poolmgr.db.session import _core_rows, _writer_connection
 from poolmgr.db.states import POOL_DISMISSED
 
 
@@ -68,10 +68,8 @@ def get_hosts(compute_hosts):
     """{compute_host: row} for the registered ones among ``compute_hosts``."""
     if not compute_hosts:
         return {}
-    with _reader() as session:
-        return {r.compute_host: _row_dict(r) for r in session.scalars(
-            sa.select(models.Host).where(
-                models.Host.compute_host.in_(list(compute_hosts))))}
+    return {r["compute_host"]: r for r in _core_rows(
+        models.Host, models.Host.compute_host.in_(list(compute_hosts)))}
 
 
 def remove_host(compute_host):

@@ -4,7 +4,8 @@
 import sqlalchemy as sa
 
 from poolmgr.db import models
-from poolmgr.db.session import _writer, _reader, _now, _row_dict, _clip
+from poolmgr.db.session import _reader, _now, _row_dict, _clip
+from poolmgr.db.session import _core_rows, _writer_connection
 from poolmgr.db.states import OP_STARTED
 from poolmgr.db.counters import (
     _SEP, OPERATIONS, _counter, _bump, counter_values)
@@ -13,16 +14,14 @@ from poolmgr.db.counters import (
 def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
                   owner=None, generation=None, attempts=1):
     """Write the 'before' row of a mutating step; return its id."""
-    with _writer() as session:
-        op = models.Operation(
+    with _writer_connection() as connection:
+        result = connection.execute(models.Operation.__table__.insert().values(
             aggregate_id=aggregate_id, kind=kind, host=host,
             step=_clip(step), status=OP_STARTED, attempts=attempts,
             cause=_clip(cause), owner=_clip(owner), generation=generation,
-            started_at=_now())
-        session.add(op)
-        session.flush()
-        _bump(session, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1})
-        return op.id
+            started_at=_now()))
+        _bump(connection, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1})
+        return result.inserted_primary_key[0]
 
 
 def journal_finish(op_id, status, xapi_error_code=None,
@@ -48,7 +47,7 @@ def journal_finish(op_id, status, xapi_error_code=None,
         conditions += [models.Operation.owner == _clip(owner),
                        models.Operation.generation == generation,
                        holder.exists()]
-    with _writer() as session:
+    with _writer_connection() as session:
         result = session.execute(sa.update(models.Operation).where(
             *conditions).values(
             status=status, xapi_error_code=_clip(xapi_error_code),
@@ -81,12 +80,10 @@ def list_operations(aggregate_id=None, limit=100, kind=None, host=None):
 
 def unfinished_operations(aggregate_id):
     """Steps journaled as started but never finished (a crash mid-step)."""
-    with _reader() as session:
-        return [_row_dict(r) for r in session.scalars(
-            sa.select(models.Operation).where(
-                models.Operation.aggregate_id == aggregate_id,
-                models.Operation.status == OP_STARTED).order_by(
-                models.Operation.id))]
+    return _core_rows(models.Operation,
+                      models.Operation.aggregate_id == aggregate_id,
+                      models.Operation.status == OP_STARTED,
+                      order_by=[models.Operation.id])
 
 
 def operation_counts():

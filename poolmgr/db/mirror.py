@@ -10,6 +10,7 @@ from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
 
 from poolmgr.db import models
+from poolmgr.db.session import _core_rows
 from poolmgr.db.session import (
     NotFound, _writer, _reader, _now, _stamp, _row_dict)
 from poolmgr.db.states import POOL_CREATED, POOL_DISMISSED
@@ -214,8 +215,8 @@ def _touch_pools(session, aggs, now):
 
 
 def get_aggregate(aggregate_id):
-    with _reader() as session:
-        return _row_dict(session.get(models.Aggregate, aggregate_id))
+    rows = _core_rows(models.Aggregate, models.Aggregate.id == aggregate_id)
+    return rows[0] if rows else None
 
 
 def list_aggregates():

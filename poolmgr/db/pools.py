@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
-from poolmgr.db.session import _reader_connection, _writer_connection
+from poolmgr.db.session import _core_rows, _reader_connection
+from poolmgr.db.session import _writer_connection
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_ERROR)
@@ -16,8 +17,8 @@ from poolmgr.db.mirror import _is_pool
 
 
 def get_pool(aggregate_id):
-    with _reader() as session:
-        return _row_dict(session.get(models.Pool, aggregate_id))
+    rows = _core_rows(models.Pool, models.Pool.aggregate_id == aggregate_id)
+    return rows[0] if rows else None
 
 
 def list_pools():
@@ -77,11 +78,9 @@ def next_due_time(now=None):
 
 
 def list_members(aggregate_id):
-    with _reader() as session:
-        return [_row_dict(r) for r in session.scalars(
-            sa.select(models.PoolMember).where(
-                models.PoolMember.aggregate_id == aggregate_id).order_by(
-                models.PoolMember.id))]
+    return _core_rows(models.PoolMember,
+                      models.PoolMember.aggregate_id == aggregate_id,
+                      order_by=[models.PoolMember.id])
 
 
 def list_all_members():

@@ -8,6 +8,7 @@ context is held here only (``_CONTEXT``), so there is one per process.
 import threading
 
 from oslo_db.sqlalchemy import enginefacade
+import sqlalchemy as sa
 from oslo_utils import timeutils
 
 from poolmgr.conf import database as database_opts
@@ -105,6 +106,17 @@ def _writer_connection():
 
 def _reader_connection():
     return _context().reader.connection.using(_Ctx())
+
+
+def _core_rows(model, *where, order_by=()):
+    """Rows of ``model``'s table as the dicts ``_row_dict`` makes, read on
+    a Core connection (no ORM objects: see _writer_connection)."""
+    table = model.__table__
+    query = sa.select(table).where(*where)
+    if order_by:
+        query = query.order_by(*order_by)
+    with _reader_connection() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]
 
 
 def get_engine():

@@ -96,8 +96,15 @@ class PassContext:
         # of them may hold one, the others look without waiting.
         held = self.long_polls is None or self.long_polls.acquire(
             blocking=False)
+        # NOTE(lease): a long-poll holds the lease; it may use at most half
+        # of what is left of it, so the pass can still renew it and write
+        # what it saw (wait_long_poll >= lease_time lost every lease).
+        left = self.conf.reconciler.lease_time - (
+            time.monotonic() - (self.last_renew or time.monotonic()))
+        budget = max(0.0, min(self.conf.reconciler.wait_long_poll,
+                              left / 2.0))
         try:
-            yield self.conf.reconciler.wait_long_poll if held else 0.0
+            yield budget if held else 0.0
         finally:
             if held and self.long_polls is not None:
                 self.long_polls.release()

@@ -211,3 +211,31 @@ def test_master_change_falls_back_to_a_full_read(sim):
     feed = engine.feeds.get(1)
     assert feed.full_reads == full_reads + 1
     assert feed.last_reset == "master changed"
+
+
+def test_a_look_never_long_polls_past_its_lease(sim, caplog):
+    """wait_long_poll longer than the lease: each look waits on the master
+    for at most half of what is left of the lease (a look that outlasted it
+    let another engine take the pool mid-look), and the pool converges."""
+    import time
+
+    from poolmgr.engine import context
+
+    conf = es.make_conf(lease_time=2.0, wait_long_poll=10.0)
+    ctx = context.PassContext(1, 1, conf=conf)
+    ctx.last_renew = time.monotonic()
+    with ctx.long_poll() as budget:
+        assert 0.9 < budget <= 1.0, budget
+    ctx.last_renew = time.monotonic() - 1.9
+    with ctx.long_poll() as budget:
+        assert budget <= 0.05, budget
+    s = sim(2, join_delay=3.0)
+    es.want(1, "pool-a", es.register(s))
+    engine = es.engine(conf)
+    caplog.set_level("WARNING", logger="poolmgr")
+    with running(engine):
+        es.wait_for(lambda: db_api.get_pool(1)["state"] == "active",
+                    timeout=30)
+    assert not [r for r in caplog.records
+                if "lease lost" in r.getMessage()]
+    assert len(es.calls(s, "pool.join")) == 1
