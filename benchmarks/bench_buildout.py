@@ -57,6 +57,16 @@ def _poolmgr():
     return str(found) if found.exists() else shutil.which("poolmgr")
 
 
+def _die_with_parent():
+    """SIGTERM the daemon if this benchmark dies (a benchmark killed by a
+    timeout left its daemon behind, busy against 500 vanished hosts)."""
+    import ctypes
+    import signal
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig,
+                                                  signal.SIGTERM)
+
+
 def _config(path, names, url):
     path.write_text(textwrap.dedent("""\
         [DEFAULT]
@@ -203,7 +213,8 @@ def measure(aggregates=100, hosts_per_pool=5, timeout=900,
             proc = subprocess.Popen([_poolmgr(), "--config-file",
                                      str(conf_file)], stdout=log,
                                     stderr=subprocess.STDOUT,
-                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                    env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                    preexec_fn=_die_with_parent)
             common.wait_for(lambda: b"listening on exchange" in
                             (workdir / "poolmgr.log").read_bytes()
                             or proc.poll() is not None, timeout=60,
