@@ -204,13 +204,10 @@ def _url(ctx, name, entry):
 def first_look_in(conf, waiting):
     """Seconds from the step to the first look at its wait.
 
-    A join is looked at once when look threads long-poll (the look waits on
-    the master and ends when the member shows); an eject or a hand-over
-    after ``wait_poll_interval`` (the host restarts first).
+    ``wait_poll_interval`` for every kind. NOTE(fair): a first look due at
+    once was claimed by the engine that released the pool (it wakes its own
+    loop), so of two daemons on one database one took every pool.
     """
-    if waiting.kind == WAIT_MEMBER and conf.reconciler.wait_threads and \
-            conf.reconciler.wait_long_poll:
-        return 0.0
     return conf.reconciler.wait_poll_interval
 
 
