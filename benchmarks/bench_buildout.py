@@ -74,8 +74,6 @@ def _config(path, names, url):
         debug = false
         [database]
         connection = {db}
-        max_pool_size = 20
-        max_overflow = 40
         [notifications]
         exchange = {exchange}
         topics = {topics}

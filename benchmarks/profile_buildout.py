@@ -86,11 +86,12 @@ def main():
         conf(["--config-file", "/dev/null"], project="poolmgr",
              default_config_files=[])
         conf.set_override("connection", url, group="database")
-        conf.set_override("max_pool_size", 20, group="database")
         conf.set_override("connection_username", "root", group="xenserver")
         conf.set_override("connection_password", PASSWORD, group="xenserver")
         conf.set_override("poll_interval", 0.5, group="reconciler")
         conf.set_override("lease_time", 30, group="reconciler")
+        # The engine's pool, as the daemon's reconciler worker sizes it.
+        db_api.configure(conf, pool_users=service._engine_threads(conf))
         counts = _statements(db_session.get_engine())
         ids = []
         for n in range(args.aggregates):

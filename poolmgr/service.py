@@ -293,6 +293,12 @@ class IntakeService(cotyledon.Service):
         _reload_in_worker(self.conf)
 
 
+def _engine_threads(conf):
+    """Threads of an engine that use a database connection at once: the
+    pass and look threads, the poll loop, and one to spare."""
+    return conf.reconciler.threads + conf.reconciler.wait_threads + 2
+
+
 class ReconcilerService(cotyledon.Service):
     """Runs the pool engine (poolmgr.engine) until told to stop."""
 
@@ -312,7 +318,8 @@ class ReconcilerService(cotyledon.Service):
             if self._stopping.wait(_jitter(self.worker_id)):
                 return
             from poolmgr.db import api as db_api
-            db_api.configure(self.conf)
+            db_api.configure(self.conf,
+                             pool_users=_engine_threads(self.conf))
             from poolmgr import engine as pool_engine
             owner = "%s:%d:%d" % (socket.gethostname(), os.getpid(),
                                   self.worker_id)

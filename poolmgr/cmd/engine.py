@@ -20,7 +20,7 @@ def main(argv=None):
     parser.add_argument("--owner")
     args, rest = parser.parse_known_args(argv)
     conf = service.prepare_service(rest)
-    db_api.configure(conf)
+    db_api.configure(conf, pool_users=service._engine_threads(conf))
     engine = pool_engine.Engine(conf, owner=args.owner)
     if args.aggregate is not None:
         result = engine.reconcile_pool(args.aggregate)

@@ -23,7 +23,7 @@ from poolmgr.db import session
 from poolmgr.db.session import (  # noqa: F401
     NotFound, _Ctx, configure, configure_url, _configure, is_configured,
     _context, _writer, _reader, get_engine, dispose, _now, _stamp, _row_dict,
-    _clip)
+    _clip, held_connection)
 from poolmgr.db.states import (  # noqa: F401
     APPLIED, DUPLICATE, STALE, RECORDED, IGNORED, REJECTED, POOL_CREATED,
     POOL_CHANGING, POOL_ACTIVE, POOL_ERROR, POOL_DISMISSED, POOL_STATES,

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
 from poolmgr.db.session import _core_rows, _writer_connection
+from poolmgr.db.session import _reader_connection
 from poolmgr.db.states import POOL_DISMISSED
 
 
@@ -106,7 +107,7 @@ def pins_for_address(address):
     if not address:
         return frozenset()
     address = address.strip("[]").lower()
-    with _reader() as session:
+    with _reader_connection() as session:
         rows = session.execute(
             sa.select(models.Host.xapi_url, models.Host.sha256_fingerprint)
             .where(models.Host.sha256_fingerprint.is_not(None))).all()

@@ -4,6 +4,7 @@ import json
 import types
 
 from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
 import sqlalchemy as sa
 
 from poolmgr.db import models
@@ -103,18 +104,20 @@ def upsert_member(aggregate_id, host, **fields):
             updated_at=now, **fields)).rowcount
     if updated:
         return
-    with _writer() as session:
-        row = session.scalar(sa.select(models.PoolMember).where(
-            models.PoolMember.aggregate_id == aggregate_id,
-            models.PoolMember.host == host))
-        if row is None:
-            row = models.PoolMember(aggregate_id=aggregate_id, host=host,
-                                    state=MEMBER_PENDING, attempts=0,
-                                    created_at=now)
-            session.add(row)
-        for key, value in fields.items():
-            setattr(row, key, value)
-        row.updated_at = now
+    values = {"state": MEMBER_PENDING, "attempts": 0}
+    values.update(fields)
+    try:
+        with _writer_connection() as connection:
+            connection.execute(models.PoolMember.__table__.insert().values(
+                aggregate_id=aggregate_id, host=host, created_at=now,
+                updated_at=now, **values))
+    except db_exc.DBDuplicateEntry:
+        # Inserted meanwhile (another engine, or the CLI): update it.
+        with _writer_connection() as connection:
+            connection.execute(sa.update(models.PoolMember).where(
+                models.PoolMember.aggregate_id == aggregate_id,
+                models.PoolMember.host == host).values(
+                updated_at=now, **fields))
 
 
 def delete_member(aggregate_id, host):
@@ -167,7 +170,7 @@ def pool_claimants_many(pools):
     if not (uuids or hosts):
         return [[] for _ in pools]
     members = {}
-    with _reader() as session:
+    with _reader_connection() as session:
         if hosts:
             for agg_id, host in session.execute(sa.select(
                     models.PoolMember.aggregate_id,
@@ -212,7 +215,7 @@ def compute_hosts_by_uuid(xenserver_uuids):
     uuids = sorted(set(u for u in xenserver_uuids if u))
     if not uuids:
         return {}
-    with _reader() as session:
+    with _reader_connection() as session:
         return {u: h for h, u in session.execute(sa.select(
             models.Host.compute_host, models.Host.xenserver_uuid).where(
             models.Host.xenserver_uuid.in_(uuids)))}
@@ -227,7 +230,7 @@ def claim_pool_uuid(aggregate_id, pool_uuid):
     lets go of it in the same transaction, as the unique key requires.
     """
     now = _now()
-    with _writer() as session:
+    with _writer_connection() as session:
         session.execute(sa.update(models.Pool).where(
             models.Pool.pool_uuid == pool_uuid,
             models.Pool.aggregate_id != aggregate_id).values(

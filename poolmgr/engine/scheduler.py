@@ -82,7 +82,8 @@ class Scheduler:
                 as executor:
             while not (stop_event.is_set() or self._stopping.is_set()):
                 try:
-                    self._claim(executor, threads)
+                    with db_api.held_connection():
+                        self._claim(executor, threads)
                 except DATABASE_ERRORS as exc:
                     self._database_unusable(exc)
                 except Exception:  # noqa: BLE001 - keep the loop alive
@@ -197,6 +198,10 @@ class Scheduler:
         pass that follows a finished wait runs there too, but a further
         pass goes back to the pass threads (``threads`` bounds them).
         """
+        with db_api.held_connection():
+            return self._passes(aggregate_id, generation, started, look)
+
+    def _passes(self, aggregate_id, generation, started, look):
         while True:
             result = self.leased_pass(
                 aggregate_id, generation, None,
@@ -274,6 +279,12 @@ class Scheduler:
         already). ``on_demand``: the caller runs the next pass itself, so a
         pass that leaves work pending leaves due_at as it is.
         """
+        with db_api.held_connection():
+            return self._leased_pass(aggregate_id, generation, progress,
+                                     long_polls, started, on_demand)
+
+    def _leased_pass(self, aggregate_id, generation, progress, long_polls,
+                     started, on_demand):
         due_at = None
         started = started or context.now()
         ctx = context.PassContext(
