@@ -55,8 +55,10 @@ def observe(ctx, desired, pool_row, members, record=True):
             # A desired host that is a slave elsewhere does not make
             # that other pool ours.
             continue
-        owner = (ownership.rival_owner(desired, snap, known_hosts=[name])
-                 if desired.managed else None)
+        owner = (ownership.rival_owner(
+            desired, snap, known_hosts=[name],
+            known_uuids=ownership.known_uuids(inventory))
+            if desired.managed else None)
         if owner is not None:
             # NOTE(ownership): another managed aggregate owns this pool;
             # adopting it would rename it, join into it, eject from it.
@@ -89,7 +91,8 @@ def observe(ctx, desired, pool_row, members, record=True):
         observe_one(ctx, name, inventory, record) for name in dict.fromkeys(
             desired.hosts)
         if name not in observed.hosts
-        and (members.get(name) or {}).get("state") != db_api.MEMBER_ERROR])
+        and (members.get(name) or {}).get("state") != db_api.MEMBER_ERROR],
+        ownership.known_uuids(inventory))
     for view in views:
         name = view.name
         if view.status == planner.OTHER_POOL and observed.pool is None \
@@ -184,6 +187,8 @@ def _map_members(observed, desired, members, inventory, record):
             observed.master = name
         if record and host["xenserver_uuid"] != rec.get("uuid"):
             db_api.set_host_xenserver_uuid(name, rec.get("uuid"))
+            # The row as written (ownership.known_uuids reads it).
+            host["xenserver_uuid"] = rec.get("uuid")
     observed.unknown_members = [r for r in snap.hosts if r not in mapped]
     if observed.unknown_members:
         observed.unknown_names = registered_names(
@@ -245,6 +250,7 @@ def observe_one(ctx, name, inventory, record=True):
     uuid_ = snap.master_uuid
     if record and uuid_ and host["xenserver_uuid"] != uuid_:
         db_api.set_host_xenserver_uuid(name, uuid_)
+        host["xenserver_uuid"] = uuid_
     return planner.HostView(name, planner.STANDALONE, url=url, uuid=uuid_,
                             snapshot=snap)
 

@@ -56,15 +56,19 @@ def owner_of(aggregate_id, claimants):
         entries) if entries[i][1]))
 
 
-def _registered(snapshots):
+def _registered(snapshots, known_uuids=None):
     """Compute host names of each pool's hosts: by uuid, else by address.
 
     ``snapshots``: [(snapshot, known compute hosts in it)]; one statement
-    for all of them (two when a host is found by address only).
+    for all of them (two when a host is found by address only), none when
+    ``known_uuids`` ({xenserver uuid: compute host}, rows of the hosts
+    table the caller read in this pass) names every host.
     """
-    by_uuid = db_api.compute_hosts_by_uuid(
-        rec.get("uuid") for snap, _ in snapshots
-        for rec in snap.hosts.values())
+    by_uuid = dict(known_uuids or {})
+    unknown = {rec.get("uuid") for snap, _ in snapshots
+               for rec in snap.hosts.values()} - set(by_uuid) - {None}
+    if unknown:
+        by_uuid.update(db_api.compute_hosts_by_uuid(unknown))
     listed = None
     result = []
     for snap, known_hosts in snapshots:
@@ -80,15 +84,16 @@ def _registered(snapshots):
     return result
 
 
-def rival_owners(desired, snapshots):
+def rival_owners(desired, snapshots, known_uuids=None):
     """rival_owner of each (snapshot, known_hosts) of ``snapshots``.
 
     Three statements whatever their number (engine/observe.py asks for
-    every standalone host of a pass at once).
+    every standalone host of a pass at once), two when ``known_uuids``
+    (see _registered) names every host.
     """
     if not snapshots:
         return []
-    names = _registered(snapshots)
+    names = _registered(snapshots, known_uuids)
     owners = [owner_of(desired.aggregate_id, claimants)
               for claimants in db_api.pool_claimants_many(
                   [(snap.uuid, hosts)
@@ -97,13 +102,14 @@ def rival_owners(desired, snapshots):
             for owner in owners]
 
 
-def rival_owner(desired, snapshot, known_hosts=()):
+def rival_owner(desired, snapshot, known_hosts=(), known_uuids=None):
     """The owner of the pool in ``snapshot`` when it is not ours, or None.
 
     ``known_hosts``: compute hosts known to be in that pool (the one it was
-    read through).
+    read through); ``known_uuids``: see _registered.
     """
-    return rival_owners(desired, [(snapshot, list(known_hosts))])[0]
+    return rival_owners(desired, [(snapshot, list(known_hosts))],
+                        known_uuids)[0]
 
 
 def _aggregate(aggregate_id, name):
@@ -154,6 +160,13 @@ def fix_of(name, desired, owner):
         _aggregate(desired.aggregate_id, desired.name), retry)
 
 
+def known_uuids(inventory):
+    """{xenserver uuid: compute host} of hosts-table rows (``inventory``:
+    {compute host: row}, as db_api.get_hosts returns them)."""
+    return {row["xenserver_uuid"]: name for name, row in inventory.items()
+            if row.get("xenserver_uuid")}
+
+
 def check_standalone(desired, view):
     """``view`` (STANDALONE: a master of its own pool) or an owned view.
 
@@ -164,12 +177,12 @@ def check_standalone(desired, view):
     return check_standalones(desired, [view])[0]
 
 
-def check_standalones(desired, views):
+def check_standalones(desired, views, known_uuids=None):
     """check_standalone of each of ``views``, asking the database once."""
     checked = [v for v in views
                if v.status == planner.STANDALONE and v.snapshot is not None]
     owners = dict(zip((v.name for v in checked), rival_owners(
-        desired, [(v.snapshot, [v.name]) for v in checked])))
+        desired, [(v.snapshot, [v.name]) for v in checked], known_uuids)))
     return [view if owners.get(view.name) is None else owned_view(
         view.name, desired, owners[view.name], url=view.url, uuid=view.uuid)
         for view in views]
