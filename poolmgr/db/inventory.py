@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
-from poolmgr.db.session import _core_rows, _writer_connection
-from poolmgr.db.session import _reader_connection
+from poolmgr.db.session import _writer_connection
+from poolmgr.db.session import _reader_connection, _statement, _rows
 from poolmgr.db.states import POOL_DISMISSED
 
 
@@ -69,8 +69,14 @@ def get_hosts(compute_hosts):
     """{compute_host: row} for the registered ones among ``compute_hosts``."""
     if not compute_hosts:
         return {}
-    return {r["compute_host"]: r for r in _core_rows(
-        models.Host, models.Host.compute_host.in_(list(compute_hosts)))}
+    return {r["compute_host"]: r for r in _rows(_statement(
+        "get_hosts", lambda: sa.select(_HOSTS).where(
+            _HOSTS.c.compute_host.in_(sa.bindparam("b_names",
+                                                   expanding=True)))),
+        {"b_names": list(compute_hosts)})}
+
+
+_HOSTS = models.Host.__table__
 
 
 def remove_host(compute_host):
@@ -84,11 +90,14 @@ def remove_host(compute_host):
 def set_host_xenserver_uuid(compute_host, uuid):
     # One UPDATE (no SELECT first): the engine records what it observes.
     with _writer_connection() as session:
-        session.execute(sa.update(models.Host).where(
-            models.Host.compute_host == compute_host,
-            sa.or_(models.Host.xenserver_uuid.is_(None),
-                   models.Host.xenserver_uuid != uuid)).values(
-            xenserver_uuid=uuid, updated_at=_now()))
+        session.execute(_statement("set_host_uuid", lambda: sa.update(
+            _HOSTS).where(
+            _HOSTS.c.compute_host == sa.bindparam("b_name"),
+            sa.or_(_HOSTS.c.xenserver_uuid.is_(None),
+                   _HOSTS.c.xenserver_uuid != sa.bindparam("b_uuid"))).values(
+            xenserver_uuid=sa.bindparam("b_uuid"),
+            updated_at=sa.bindparam("v_now"))),
+            {"b_name": compute_host, "b_uuid": uuid, "v_now": _now()})
 
 
 def set_host_fingerprint(compute_host, fingerprint):

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import _reader, _now, _row_dict, _clip
-from poolmgr.db.session import _core_rows, _writer_connection
+from poolmgr.db.session import _writer_connection, _statement, _rows
 from poolmgr.db.states import OP_STARTED
 from poolmgr.db.counters import (
     _SEP, OPERATIONS, _counter, _bump, counter_values)
@@ -15,13 +15,37 @@ def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
                   owner=None, generation=None, attempts=1):
     """Write the 'before' row of a mutating step; return its id."""
     with _writer_connection() as connection:
-        result = connection.execute(models.Operation.__table__.insert().values(
+        result = connection.execute(_statement(
+            "journal_start", lambda: _OPS.insert()), dict(
             aggregate_id=aggregate_id, kind=kind, host=host,
             step=_clip(step), status=OP_STARTED, attempts=attempts,
             cause=_clip(cause), owner=_clip(owner), generation=generation,
             started_at=_now()))
         _bump(connection, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1})
         return result.inserted_primary_key[0]
+
+
+_OPS = models.Operation.__table__
+
+
+def _finish(fenced):
+    """The UPDATE of journal_finish (``fenced``: with the holder's check)."""
+    conditions = [_OPS.c.id == sa.bindparam("b_id"),
+                  _OPS.c.status == OP_STARTED]
+    if fenced:
+        pools = models.Pool.__table__
+        holder = sa.select(pools.c.aggregate_id).where(
+            pools.c.aggregate_id == _OPS.c.aggregate_id,
+            pools.c.lease_owner == sa.bindparam("b_owner"),
+            pools.c.generation == sa.bindparam("b_generation"))
+        conditions += [_OPS.c.owner == sa.bindparam("b_op_owner"),
+                       _OPS.c.generation == sa.bindparam("b_generation"),
+                       holder.exists()]
+    return sa.update(_OPS).where(*conditions).values(
+        status=sa.bindparam("v_status"),
+        xapi_error_code=sa.bindparam("v_code"),
+        xapi_error_params=sa.bindparam("v_params"),
+        finished_at=sa.bindparam("v_finished"))
 
 
 def journal_finish(op_id, status, xapi_error_code=None,
@@ -37,24 +61,18 @@ def journal_finish(op_id, status, xapi_error_code=None,
     caller lost its lease or the row was closed by someone else).
     ``kind``: the row's kind when the caller knows it (saves a SELECT).
     """
-    conditions = [models.Operation.id == op_id,
-                  models.Operation.status == OP_STARTED]
-    if owner is not None or generation is not None:
-        holder = sa.select(models.Pool.aggregate_id).where(
-            models.Pool.aggregate_id == models.Operation.aggregate_id,
-            models.Pool.lease_owner == owner,
-            models.Pool.generation == generation)
-        conditions += [models.Operation.owner == _clip(owner),
-                       models.Operation.generation == generation,
-                       holder.exists()]
+    fenced = owner is not None or generation is not None
+    params = {"b_id": op_id, "v_status": status,
+              "v_code": _clip(xapi_error_code),
+              "v_params": (list(xapi_error_params)
+                           if xapi_error_params is not None else None),
+              "v_finished": _now()}
+    if fenced:
+        params.update(b_owner=owner, b_op_owner=_clip(owner),
+                      b_generation=generation)
     with _writer_connection() as session:
-        result = session.execute(sa.update(models.Operation).where(
-            *conditions).values(
-            status=status, xapi_error_code=_clip(xapi_error_code),
-            xapi_error_params=(list(xapi_error_params)
-                               if xapi_error_params is not None else None),
-            finished_at=_now()).execution_options(
-            synchronize_session=False))
+        result = session.execute(_statement(("journal_finish", fenced),
+                                            lambda: _finish(fenced)), params)
         if result.rowcount == 1:
             if kind is None:
                 kind = session.scalar(sa.select(models.Operation.kind).where(
@@ -80,10 +98,10 @@ def list_operations(aggregate_id=None, limit=100, kind=None, host=None):
 
 def unfinished_operations(aggregate_id):
     """Steps journaled as started but never finished (a crash mid-step)."""
-    return _core_rows(models.Operation,
-                      models.Operation.aggregate_id == aggregate_id,
-                      models.Operation.status == OP_STARTED,
-                      order_by=[models.Operation.id])
+    return _rows(_statement("unfinished_operations", lambda: sa.select(
+        _OPS).where(_OPS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
+                    _OPS.c.status == OP_STARTED).order_by(_OPS.c.id)),
+        {"b_aggregate_id": aggregate_id})
 
 
 def operation_counts():

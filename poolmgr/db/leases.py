@@ -6,7 +6,7 @@ from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
 
 from poolmgr.db import models
-from poolmgr.db.session import _now
+from poolmgr.db.session import _now, _statement
 from poolmgr.db.session import _reader_connection as _reader
 from poolmgr.db.session import _writer_connection as _writer
 
@@ -22,20 +22,39 @@ def acquire_lease(aggregate_id, owner, lease_time):
     """
     now = _now()
     with _writer() as session:
-        result = session.execute(
-            sa.update(models.Pool).where(
-                models.Pool.aggregate_id == aggregate_id,
-                sa.or_(models.Pool.lease_owner.is_(None),
-                       models.Pool.lease_expires_at < now,
-                       models.Pool.lease_owner == owner),
-            ).values(lease_owner=owner,
-                     lease_expires_at=now + datetime.timedelta(
-                         seconds=lease_time),
-                     generation=models.Pool.generation + 1))
+        result = session.execute(_statement("acquire_lease", _acquire), {
+            "b_aggregate_id": aggregate_id, "b_now": now, "b_owner": owner,
+            "v_expires": now + datetime.timedelta(seconds=lease_time)})
         if result.rowcount != 1:
             return None
-        return session.scalar(sa.select(models.Pool.generation).where(
-            models.Pool.aggregate_id == aggregate_id))
+        return session.scalar(_statement("generation", lambda: sa.select(
+            _POOLS.c.generation).where(
+            _POOLS.c.aggregate_id == sa.bindparam("b_aggregate_id"))),
+            {"b_aggregate_id": aggregate_id})
+
+
+_POOLS = models.Pool.__table__
+
+
+def _stamp(name):
+    return sa.bindparam(name, type_=_POOLS.c.lease_expires_at.type)
+
+
+def _acquire():
+    return sa.update(_POOLS).where(
+        _POOLS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
+        sa.or_(_POOLS.c.lease_owner.is_(None),
+               _POOLS.c.lease_expires_at < _stamp("b_now"),
+               _POOLS.c.lease_owner == sa.bindparam("b_owner")),
+    ).values(lease_owner=sa.bindparam("b_owner"),
+             lease_expires_at=_stamp("v_expires"),
+             generation=_POOLS.c.generation + 1)
+
+
+def _held_by():
+    return [_POOLS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
+            _POOLS.c.lease_owner == sa.bindparam("b_owner"),
+            _POOLS.c.generation == sa.bindparam("b_generation")]
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
@@ -43,12 +62,12 @@ def renew_lease(aggregate_id, owner, generation, lease_time):
     """Extend a held lease; False when it was lost (expired and taken)."""
     now = _now()
     with _writer() as session:
-        result = session.execute(sa.update(models.Pool).where(
-            models.Pool.aggregate_id == aggregate_id,
-            models.Pool.lease_owner == owner,
-            models.Pool.generation == generation,
-        ).values(lease_expires_at=now + datetime.timedelta(
-            seconds=lease_time)))
+        result = session.execute(_statement("renew_lease", lambda: sa.update(
+            _POOLS).where(*_held_by()).values(
+            lease_expires_at=_stamp("v_expires"))), {
+            "b_aggregate_id": aggregate_id, "b_owner": owner,
+            "b_generation": generation,
+            "v_expires": now + datetime.timedelta(seconds=lease_time)})
         return result.rowcount == 1
 
 
@@ -75,21 +94,33 @@ def release_lease(aggregate_id, owner, generation, due_at=None,
     ``marked_since``: when the pass started. A pool marked due after that
     (a notification stored during the pass) keeps its earlier due time.
     """
-    values = {"lease_owner": None, "lease_expires_at": None,
-              "updated_at": _now()}
-    if due_at is not None and marked_since is not None:
-        # NOTE(wake-up): decided in the UPDATE itself, so a notification
-        # stored between a read and this write cannot be lost either.
-        values["due_at"] = sa.case(
-            (sa.and_(models.Pool.due_at.is_not(None),
-                     models.Pool.due_at > marked_since,
-                     models.Pool.due_at < due_at), models.Pool.due_at),
-            else_=due_at)
-    elif due_at is not None:
-        values["due_at"] = due_at
+    kind = ("keep" if due_at is not None and marked_since is not None
+            else "set" if due_at is not None else "none")
+
+    def build():
+        values = {"lease_owner": None, "lease_expires_at": None,
+                  "updated_at": _stamp("v_now")}
+        if kind == "keep":
+            # NOTE(wake-up): decided in the UPDATE itself, so a
+            # notification stored between a read and this write cannot be
+            # lost either.
+            values["due_at"] = sa.case(
+                (sa.and_(_POOLS.c.due_at.is_not(None),
+                         _POOLS.c.due_at > _stamp("v_since"),
+                         _POOLS.c.due_at < _stamp("v_due")),
+                 _POOLS.c.due_at),
+                else_=_stamp("v_due"))
+        elif kind == "set":
+            values["due_at"] = _stamp("v_due")
+        return sa.update(_POOLS).where(*_held_by()).values(**values)
+
+    params = {"b_aggregate_id": aggregate_id, "b_owner": owner,
+              "b_generation": generation, "v_now": _now()}
+    if kind != "none":
+        params["v_due"] = due_at
+    if kind == "keep":
+        params["v_since"] = marked_since
     with _writer() as session:
-        result = session.execute(sa.update(models.Pool).where(
-            models.Pool.aggregate_id == aggregate_id,
-            models.Pool.lease_owner == owner,
-            models.Pool.generation == generation).values(**values))
+        result = session.execute(_statement(("release_lease", kind), build),
+                                 params)
         return result.rowcount == 1

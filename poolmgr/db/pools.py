@@ -9,16 +9,22 @@ import sqlalchemy as sa
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
-from poolmgr.db.session import _core_rows, _reader_connection
-from poolmgr.db.session import _writer_connection
+from poolmgr.db.session import _reader_connection
+from poolmgr.db.session import _writer_connection, _statement, _where
+from poolmgr.db.session import _values, _plain, _rows
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_ERROR)
 from poolmgr.db.mirror import _is_pool
 
 
+_POOLS = models.Pool.__table__
+_MEMBERS = models.PoolMember.__table__
+
+
 def get_pool(aggregate_id):
-    rows = _core_rows(models.Pool, models.Pool.aggregate_id == aggregate_id)
+    rows = _rows(_statement("get_pool", lambda: sa.select(_POOLS).where(
+        *_where(_POOLS, "aggregate_id"))), {"b_aggregate_id": aggregate_id})
     return rows[0] if rows else None
 
 
@@ -31,8 +37,17 @@ def list_pools():
 def update_pool(aggregate_id, **fields):
     fields["updated_at"] = _now()
     with _writer_connection() as session:
-        session.execute(sa.update(models.Pool).where(
-            models.Pool.aggregate_id == aggregate_id).values(**fields))
+        if not _plain(fields):
+            session.execute(sa.update(models.Pool).where(
+                models.Pool.aggregate_id == aggregate_id).values(**fields))
+            return
+        names = tuple(sorted(fields))
+        statement = _statement(("update_pool",) + names, lambda: sa.update(
+            _POOLS).where(*_where(_POOLS, "aggregate_id")).values(
+            _values(names)))
+        params = {"v_" + k: v for k, v in fields.items()}
+        params["b_aggregate_id"] = aggregate_id
+        session.execute(statement, params)
 
 
 def mark_due(aggregate_id, when=None):
@@ -46,18 +61,24 @@ def list_due_pools(limit=100, now=None, waiting=False):
     hand-over) pairs instead, for the scheduler's look threads.
     """
     now = now or _now()
-    pools = models.Pool.__table__
-    columns = [pools.c.aggregate_id]
-    if waiting:
-        columns.append(pools.c.waiting.is_not(None))
-    with _reader_connection() as session:
-        query = sa.select(*columns).where(
+
+    def build():
+        pools = _POOLS
+        columns = [pools.c.aggregate_id]
+        if waiting:
+            columns.append(pools.c.waiting.is_not(None))
+        return sa.select(*columns).where(
             pools.c.due_at.is_not(None),
-            pools.c.due_at <= now,
+            pools.c.due_at <= sa.bindparam("b_now", type_=pools.c.due_at.type),
             sa.or_(pools.c.lease_owner.is_(None),
-                   pools.c.lease_expires_at < now),
-        ).order_by(pools.c.due_at).limit(limit)
-        rows = session.execute(query).all()
+                   pools.c.lease_expires_at < sa.bindparam(
+                       "b_now", type_=pools.c.due_at.type)),
+        ).order_by(pools.c.due_at).limit(sa.bindparam("b_limit"))
+
+    with _reader_connection() as session:
+        rows = session.execute(_statement(("list_due_pools", bool(waiting)),
+                                          build),
+                               {"b_now": now, "b_limit": limit}).all()
     if waiting:
         return [(row[0], bool(row[1])) for row in rows]
     return [row[0] for row in rows]
@@ -70,18 +91,21 @@ def next_due_time(now=None):
     releases the lease (and wakes its own scheduler).
     """
     now = now or _now()
-    pools = models.Pool.__table__
+    pools = _POOLS
+    statement = _statement("next_due_time", lambda: sa.select(
+        sa.func.min(pools.c.due_at)).where(
+        pools.c.due_at.is_not(None),
+        sa.or_(pools.c.lease_owner.is_(None),
+               pools.c.lease_expires_at < sa.bindparam(
+                   "b_now", type_=pools.c.due_at.type))))
     with _reader_connection() as session:
-        return session.scalar(sa.select(sa.func.min(pools.c.due_at)).where(
-            pools.c.due_at.is_not(None),
-            sa.or_(pools.c.lease_owner.is_(None),
-                   pools.c.lease_expires_at < now)))
+        return session.scalar(statement, {"b_now": now})
 
 
 def list_members(aggregate_id):
-    return _core_rows(models.PoolMember,
-                      models.PoolMember.aggregate_id == aggregate_id,
-                      order_by=[models.PoolMember.id])
+    return _rows(_statement("list_members", lambda: sa.select(
+        _MEMBERS).where(*_where(_MEMBERS, "aggregate_id")).order_by(
+        _MEMBERS.c.id)), {"b_aggregate_id": aggregate_id})
 
 
 def list_all_members():
@@ -98,10 +122,20 @@ def upsert_member(aggregate_id, host, **fields):
     # engine's steps); one UPDATE on a connection, and the INSERT (through
     # the session) only when it did not.
     with _writer_connection() as connection:
-        updated = connection.execute(sa.update(models.PoolMember).where(
-            models.PoolMember.aggregate_id == aggregate_id,
-            models.PoolMember.host == host).values(
-            updated_at=now, **fields)).rowcount
+        if _plain(fields):
+            names = tuple(sorted(set(fields) | {"updated_at"}))
+            params = {"v_" + k: v for k, v in fields.items()}
+            params.update(v_updated_at=now, b_aggregate_id=aggregate_id,
+                          b_host=host)
+            updated = connection.execute(_statement(
+                ("upsert_member",) + names, lambda: sa.update(_MEMBERS).where(
+                    *_where(_MEMBERS, "aggregate_id", "host")).values(
+                    _values(names))), params).rowcount
+        else:
+            updated = connection.execute(sa.update(models.PoolMember).where(
+                models.PoolMember.aggregate_id == aggregate_id,
+                models.PoolMember.host == host).values(
+                updated_at=now, **fields)).rowcount
     if updated:
         return
     values = {"state": MEMBER_PENDING, "attempts": 0}

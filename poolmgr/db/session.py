@@ -202,6 +202,50 @@ def _held_transaction(state):
         raise
 
 
+_STATEMENTS = {}
+
+
+def _statement(key, build):
+    """``build()``, built once per ``key``: a statement with bound
+    parameters (``sa.bindparam``) instead of values.
+
+    NOTE(prebuilt): SQLAlchemy builds a statement object at every call and
+    walks it for its cache key before it finds the compiled form; a
+    statement kept here is built and keyed once. Measured on MariaDB on
+    the held connection: update_pool 544 us of CPU built each time, 174 us
+    prebuilt (a raw PyMySQL round trip is about 180 us).
+    """
+    try:
+        return _STATEMENTS[key]
+    except KeyError:
+        statement = _STATEMENTS[key] = build()
+        return statement
+
+
+def _where(table, *names):
+    """``table.c.NAME == :b_NAME`` for each of ``names``."""
+    return [table.c[name] == sa.bindparam("b_" + name) for name in names]
+
+
+def _values(names):
+    """SET/VALUES of ``names`` as bound parameters ``:v_NAME``."""
+    return {name: sa.bindparam("v_" + name) for name in names}
+
+
+def _plain(fields):
+    """True when no value of ``fields`` is an SQL expression (those cannot
+    be bound parameters of a prebuilt statement)."""
+    return not any(isinstance(v, sa.sql.ClauseElement)
+                   for v in fields.values())
+
+
+def _rows(statement, params):
+    """Rows of a (prebuilt) SELECT as dicts, on a Core connection."""
+    with _reader_connection() as connection:
+        return [dict(row._mapping)
+                for row in connection.execute(statement, params)]
+
+
 def _core_rows(model, *where, order_by=()):
     """Rows of ``model``'s table as the dicts ``_row_dict`` makes, read on
     a Core connection (no ORM objects: see _writer_connection)."""
