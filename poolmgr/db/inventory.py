@@ -117,9 +117,9 @@ def pins_for_address(address):
         return frozenset()
     address = address.strip("[]").lower()
     with _reader_connection() as session:
-        rows = session.execute(
-            sa.select(models.Host.xapi_url, models.Host.sha256_fingerprint)
-            .where(models.Host.sha256_fingerprint.is_not(None))).all()
+        rows = session.execute(_statement("pins", lambda: sa.select(
+            _HOSTS.c.xapi_url, _HOSTS.c.sha256_fingerprint).where(
+            _HOSTS.c.sha256_fingerprint.is_not(None)))).all()
     return frozenset(
         pin for url, pin in rows
         if (urllib.parse.urlsplit(url).hostname or "").lower() == address)

@@ -206,30 +206,24 @@ def pool_claimants_many(pools):
     members = {}
     with _reader_connection() as session:
         if hosts:
-            for agg_id, host in session.execute(sa.select(
-                    models.PoolMember.aggregate_id,
-                    models.PoolMember.host).where(
-                    models.PoolMember.host.in_(hosts),
-                    models.PoolMember.state.in_(_IN_POOL_STATES))):
+            for agg_id, host in session.execute(_statement(
+                    "claimant_members", lambda: sa.select(
+                        _MEMBERS.c.aggregate_id, _MEMBERS.c.host).where(
+                        _MEMBERS.c.host.in_(sa.bindparam(
+                            "b_hosts", expanding=True)),
+                        _MEMBERS.c.state.in_(_IN_POOL_STATES))),
+                    {"b_hosts": hosts}):
                 members.setdefault(agg_id, set()).add(host)
-        found = []
+        shape = (bool(uuids), bool(members), len(hosts))
+        params = {"b_like_%d" % i: _like_json_string(h)
+                  for i, h in enumerate(hosts)}
         if uuids:
-            found.append(models.Pool.pool_uuid.in_(uuids))
+            params["b_uuids"] = uuids
         if members:
-            found.append(models.Aggregate.id.in_(sorted(members)))
-        if hosts:
-            # NOTE(like): a cheap filter on the JSON text; the match is
-            # confirmed on the decoded list below.
-            found.append(sa.and_(
-                models.Aggregate.deleted.is_(False),
-                sa.or_(*[sa.type_coerce(models.Aggregate.hosts, sa.Text).like(
-                    _like_json_string(h), escape="\\") for h in hosts])))
-        rows = session.execute(sa.select(
-            models.Aggregate.id, models.Aggregate.name,
-            models.Aggregate.hosts, models.Aggregate.metadata_,
-            models.Aggregate.deleted, models.Pool.pool_uuid).outerjoin(
-            models.Pool, models.Pool.aggregate_id == models.Aggregate.id
-        ).where(sa.or_(*found))).all()
+            params["b_ids"] = sorted(members)
+        rows = session.execute(_statement(
+            ("claimants",) + shape, lambda: _claimants(*shape)),
+            params).all()
     managed = [row for row in rows if _is_pool(types.SimpleNamespace(
         deleted=row[4], metadata_=row[3]))]
     answers = []
@@ -244,15 +238,44 @@ def pool_claimants_many(pools):
     return answers
 
 
+def _claimants(uuids, members, hosts):
+    """The SELECT of pool_claimants_many's candidate aggregates."""
+    aggregates = models.Aggregate.__table__
+    found = []
+    if uuids:
+        found.append(_POOLS.c.pool_uuid.in_(sa.bindparam(
+            "b_uuids", expanding=True)))
+    if members:
+        found.append(aggregates.c.id.in_(sa.bindparam("b_ids",
+                                                      expanding=True)))
+    if hosts:
+        # NOTE(like): a cheap filter on the JSON text; the match is
+        # confirmed on the decoded list below.
+        found.append(sa.and_(
+            aggregates.c.deleted.is_(False),
+            sa.or_(*[sa.type_coerce(aggregates.c.hosts, sa.Text).like(
+                sa.bindparam("b_like_%d" % i, type_=sa.Text),
+                escape="\\") for i in range(hosts)])))
+    return sa.select(
+        aggregates.c.id, aggregates.c.name, aggregates.c.hosts,
+        aggregates.c["metadata"], aggregates.c.deleted,
+        _POOLS.c.pool_uuid).outerjoin(
+        _POOLS, _POOLS.c.aggregate_id == aggregates.c.id).where(
+        sa.or_(*found))
+
+
 def compute_hosts_by_uuid(xenserver_uuids):
     """{xenserver uuid: compute host} for the registered ones."""
     uuids = sorted(set(u for u in xenserver_uuids if u))
     if not uuids:
         return {}
+    hosts = models.Host.__table__
     with _reader_connection() as session:
-        return {u: h for h, u in session.execute(sa.select(
-            models.Host.compute_host, models.Host.xenserver_uuid).where(
-            models.Host.xenserver_uuid.in_(uuids)))}
+        return {u: h for h, u in session.execute(_statement(
+            "hosts_by_uuid", lambda: sa.select(
+                hosts.c.compute_host, hosts.c.xenserver_uuid).where(
+                hosts.c.xenserver_uuid.in_(sa.bindparam(
+                    "b_uuids", expanding=True)))), {"b_uuids": uuids})}
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
