@@ -25,6 +25,7 @@ from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
+from poolmgr import memory
 from poolmgr import opts
 from poolmgr import utils
 
@@ -182,6 +183,22 @@ def _broker_errors():
     return (amqp.exceptions.AMQPError, ConnectionError)
 
 
+def _start_worker(conf, libraries):
+    """What each worker does first, in its own process (after the fork):
+    register the options of the libraries it uses, and keep out what they
+    would import but it does not use (poolmgr.memory)."""
+    if DATABASE in libraries:
+        memory.defer(memory.PYMYSQL_DEFERRED)
+    register_library_opts(conf, libraries)
+
+
+def _configure_database(conf, **kwargs):
+    """Point this worker's poolmgr.db at ``[database] connection``."""
+    from poolmgr.db import api as db_api
+    memory.share_mysql_tls_context()
+    db_api.configure(conf, **kwargs)
+
+
 _LISTEN_RETRY_MIN, _LISTEN_RETRY_MAX = 2.0, 60.0
 _TERMINATE_LOCK_WAIT = 2.0
 
@@ -193,7 +210,7 @@ class IntakeService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
-        register_library_opts(conf, (DATABASE, MESSAGING))
+        _start_worker(conf, (DATABASE, MESSAGING))
         self.conf = conf
         self.listener = None
         self.transport = None
@@ -204,9 +221,8 @@ class IntakeService(cotyledon.Service):
     def run(self):
         if self._stopping.wait(_jitter(self.worker_id)):
             return
-        from poolmgr.db import api as db_api
         from poolmgr import notifications
-        db_api.configure(self.conf)
+        _configure_database(self.conf)
         self.endpoint = notifications.build_endpoint(self.conf)
         broker_errors = _broker_errors()
         delay, failing = _LISTEN_RETRY_MIN, False
@@ -306,7 +322,7 @@ class ReconcilerService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
-        register_library_opts(conf, (DATABASE,))
+        _start_worker(conf, (DATABASE,))
         self.conf = conf
         self.reconciler = None
         self._lock = threading.Lock()
@@ -317,9 +333,8 @@ class ReconcilerService(cotyledon.Service):
         try:
             if self._stopping.wait(_jitter(self.worker_id)):
                 return
-            from poolmgr.db import api as db_api
-            db_api.configure(self.conf,
-                             pool_users=_engine_threads(self.conf))
+            _configure_database(self.conf,
+                                pool_users=_engine_threads(self.conf))
             from poolmgr import engine as pool_engine
             owner = "%s:%d:%d" % (socket.gethostname(), os.getpid(),
                                   self.worker_id)
@@ -357,16 +372,15 @@ class MetricsService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
-        register_library_opts(conf, (DATABASE,))
+        _start_worker(conf, (DATABASE,))
         self.conf = conf
         self.server = None
         self._lock = threading.Lock()
         self._stopping = False
 
     def run(self):
-        from poolmgr.db import api as db_api
         from poolmgr import metrics
-        db_api.configure(self.conf)
+        _configure_database(self.conf)
         with self._lock:
             if self._stopping:
                 return
@@ -405,14 +419,13 @@ class PurgeService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
-        register_library_opts(conf, (DATABASE,))
+        _start_worker(conf, (DATABASE,))
         self.conf = conf
         self._stopping = threading.Event()
 
     def run(self):
-        from poolmgr.db import api as db_api
         from poolmgr.db import purge
-        db_api.configure(self.conf)
+        _configure_database(self.conf)
         # NOTE(first-purge): not at once, so a daemon restarted in a loop
         # does not purge at every start; the ttl options are read at every
         # round, so a SIGHUP that changes them applies at the next one.
@@ -440,14 +453,13 @@ class NovaSyncService(cotyledon.Service):
 
     def __init__(self, worker_id, conf):
         super().__init__(worker_id)
-        register_library_opts(conf, (DATABASE, NOVA))
+        _start_worker(conf, (DATABASE, NOVA))
         self.conf = conf
         self._stopping = threading.Event()
 
     def run(self):
-        from poolmgr.db import api as db_api
         from poolmgr import novasync
-        db_api.configure(self.conf)
+        _configure_database(self.conf)
         LOG.info("Nova API sync every %.0fs, reflection %s",
                  self.conf.nova.sync_interval,
                  "on" if self.conf.nova.reflect_metadata else "off")

@@ -3,11 +3,16 @@
 import gc
 import sys
 
-from oslo_config import cfg
-from oslo_log import log
+from poolmgr import memory
 
-from poolmgr import service
-from poolmgr import utils
+# NOTE(defer): before oslo.config is imported (poolmgr.memory).
+memory.defer()
+
+from oslo_config import cfg  # noqa: E402
+from oslo_log import log  # noqa: E402
+
+from poolmgr import service  # noqa: E402
+from poolmgr import utils  # noqa: E402
 
 LOG = log.getLogger(__name__)
 

@@ -1,0 +1,144 @@
+"""Keeping the daemon's processes small (README, "Where the memory goes").
+
+NOTE(defer): what the daemon's master imports is mapped into each of its
+workers, so every MB there counts once per process in the RSS sum.
+oslo.config imports, at its own import, libraries it uses only for some
+option types or sources: rfc3986 (URI options) and stevedore
+(``config_source`` drivers; the intake's oslo.messaging loads its driver
+with it). Neither is used to parse poolmgr's configuration in the master
+(1.6 MB there, and as much in the reconciler, which never reads them);
+``defer`` puts a stand-in module in their place, and the first attribute
+read on it (a URI option's value checked, a driver loaded) imports the
+real library, in whichever process needs it. (netaddr, 4.3 MB, would be
+one more, but poolmgr.conf.metrics' HostAddressOpt checks its default
+with it at import.)
+"""
+
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+
+# Libraries oslo.config imports but the master does not use (README).
+MASTER_DEFERRED = ("rfc3986", "stevedore")
+
+# NOTE(pymysql): PyMySQL's _auth imports these (and with them
+# cryptography's Rust bindings, 8 MB) at its own import, for the RSA
+# exchange of sha256_password and caching_sha2_password on a connection
+# without TLS (MySQL 8 users' default plugin) only; MariaDB's
+# mysql_native_password never reads them. Deferred in the workers, they
+# are imported at that first RSA exchange instead.
+PYMYSQL_DEFERRED = ("cryptography.hazmat.primitives.hashes",
+                    "cryptography.hazmat.primitives.serialization",
+                    "cryptography.hazmat.primitives.asymmetric.padding")
+
+_LOCK = threading.RLock()
+_HOOKED = False
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module not imported yet; imports it when read."""
+
+    def __getattr__(self, attr):
+        return getattr(_load(self.__name__), attr)
+
+    def __repr__(self):
+        return "<deferred module %r>" % self.__name__
+
+
+def _load(name):
+    module = sys.modules.get(name)
+    if isinstance(module, _Deferred):
+        # NOTE(threads): only the swap is locked; the import itself is
+        # serialised by the import system's per-module lock, so two threads
+        # reading a stand-in at once import the library once.
+        with _LOCK:
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return importlib.import_module(name)
+
+
+def defer(names=MASTER_DEFERRED):
+    """Stand-ins for ``names`` not imported yet; returns the ones put.
+
+    A name that cannot be found is left alone (its import fails as it
+    would have). A submodule's stand-in is also set on its package (which
+    is imported), so ``from package import name`` and ``package.name``
+    both find it.
+    """
+    put = []
+    with _LOCK:
+        for name in names:
+            if name in sys.modules:
+                continue
+            try:
+                found = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                found = None
+            if found is None:
+                continue
+            standin = _Deferred(name)
+            sys.modules[name] = standin
+            package, _, leaf = name.rpartition(".")
+            if package:
+                setattr(sys.modules[package], leaf, standin)
+            put.append(name)
+    return put
+
+
+def deferred():
+    """The names still standing in (not imported by anyone yet)."""
+    return sorted(name for name, module in list(sys.modules.items())
+                  if isinstance(module, _Deferred))
+
+
+def share_mysql_tls_context():
+    """One PyMySQL TLS context per process for "TLS if the server offers
+    it" connections, instead of one per connection; returns True once set.
+
+    NOTE(tls-context): with no ``ssl_*`` option PyMySQL (1.2) still builds
+    a default context (the system's 144 CAs loaded, 0.87 MB) for every
+    connection, in case the server offers TLS; it verifies nothing with it
+    (CERT_NONE, no hostname check) and keeps it for the connection's life:
+    22.6 MB for the reconciler's 26 connections where one is enough.
+    A context is safe to share between threads; its settings depend on
+    the (empty) options only. Connections with TLS options keep their own.
+    Hooked on SQLAlchemy's ``do_connect`` (before the first connection,
+    once the dialect has imported PyMySQL), so nothing is imported early.
+    """
+    global _HOOKED
+    with _LOCK:
+        if _HOOKED:
+            return False
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        event.listen(Engine, "do_connect", _before_connect)
+        _HOOKED = True
+    return True
+
+
+def _before_connect(dialect, conn_rec, cargs, cparams):
+    if dialect.driver == "pymysql":
+        _share_context(dialect.loaded_dbapi.connections.Connection)
+
+
+def _share_context(cls):
+    original = cls.__dict__.get("_create_ssl_ctx")
+    if original is None or getattr(original, "poolmgr_shared", False):
+        return
+    shared = []
+
+    def _create_ssl_ctx(self, sslp):
+        if isinstance(sslp, dict) and not sslp:
+            with _LOCK:
+                if not shared:
+                    shared.append(original(self, sslp))
+                return shared[0]
+        return original(self, sslp)
+
+    _create_ssl_ctx.poolmgr_shared = True
+    with _LOCK:
+        if not getattr(cls.__dict__.get("_create_ssl_ctx"), "poolmgr_shared",
+                       False):
+            cls._create_ssl_ctx = _create_ssl_ctx

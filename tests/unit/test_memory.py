@@ -1,0 +1,104 @@
+"""poolmgr.memory: deferred imports and the shared PyMySQL TLS context.
+
+Each check runs in a fresh interpreter, so what it defers or patches does
+not leak into the test process.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_a_deferred_module_is_imported_when_first_read():
+    out = _run("""
+        import sys
+        from poolmgr import memory
+        print(memory.defer(("json.tool", "no_such_module_here")))
+        import json.tool
+        from json import tool
+        print(type(sys.modules["json.tool"]).__name__, memory.deferred())
+        print(callable(tool.main), type(sys.modules["json.tool"]).__name__,
+              sys.modules["json"].tool is sys.modules["json.tool"],
+              memory.deferred())
+    """)
+    assert out == ["['json.tool']", "_Deferred", "['json.tool']",
+                   "True", "module", "True", "[]"]
+
+
+def test_a_deferred_package_is_imported_for_its_submodules():
+    out = _run("""
+        import sys
+        from poolmgr import memory
+        memory.defer(("email",))
+        import email.mime.text
+        print(type(sys.modules["email"]).__name__,
+              email.mime.text.MIMEText("x").get_content_type())
+    """)
+    assert out == ["module", "text/plain"]
+
+
+def test_the_master_defers_what_oslo_config_imports_unused():
+    out = _run("""
+        import sys
+        from poolmgr.cmd import daemon
+        from poolmgr import memory
+        print(memory.deferred())
+        from oslo_config import types
+        print(types.URI()("http://example.com/").startswith("http"),
+              memory.deferred())
+    """)
+    assert out == ["['rfc3986',", "'stevedore']", "True", "['stevedore']"]
+
+
+def test_a_worker_defers_cryptography_until_pymysql_needs_it():
+    out = _run("""
+        import sys
+        from poolmgr import service
+        conf = service.build_conf(libraries=False)
+        service.ReconcilerService(0, conf)
+        from pymysql import _auth
+        rust = "cryptography.hazmat.bindings._rust"
+        print(_auth._have_cryptography, rust in sys.modules)
+        # what sha256_password / caching_sha2_password's RSA exchange reads
+        key = _auth.serialization.load_pem_public_key
+        print(callable(key), _auth.hashes.SHA1().name,
+              _auth.padding.OAEP is not None, rust in sys.modules)
+    """)
+    assert out == ["True", "False", "True", "sha1", "True", "True"]
+
+
+def test_pymysql_connections_share_one_default_tls_context():
+    out = _run("""
+        import sqlalchemy as sa
+        from pymysql import connections
+        from poolmgr import memory
+        print(memory.share_mysql_tls_context(),
+              memory.share_mysql_tls_context())
+        engine = sa.create_engine("mysql+pymysql://u@127.0.0.1:1/db")
+        try:
+            engine.connect()
+        except sa.exc.OperationalError:
+            pass    # nothing listens: the hook ran before the connect
+        new = connections.Connection
+        a, b = new(defer_connect=True), new(defer_connect=True)
+        print(a.ctx is b.ctx, a.ctx.verify_mode == 0, a.ssl,
+              a._ssl_required)
+        import ssl
+        ctx = ssl.create_default_context()
+        c = new(defer_connect=True, ssl=ctx)
+        print(c.ctx is ctx, c._ssl_required)
+        d, e = (new(defer_connect=True, ssl_verify_cert=True)
+                for _ in range(2))
+        print(d.ctx is not e.ctx, d.ctx is not a.ctx, d._ssl_required)
+    """)
+    # no ssl_* option: TLS if offered, CERT_NONE, one context; an explicit
+    # context or TLS options: the connection's own, as before
+    assert out == ["True", "False", "True", "True", "True", "False",
+                   "True", "True", "True", "True", "True"]
