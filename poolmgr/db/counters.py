@@ -28,11 +28,17 @@ def _counter(family, *labels):
                                  for label in labels])
 
 
-def _bump(session, counts):
-    """Add ``{name: n}`` to the counters inside the caller's transaction."""
+def _bump(session, counts, text=None):
+    """Add ``{name: n}`` to the counters inside the caller's transaction.
+
+    ``text``: the caller's eventlog._SQLText, to send them as SQL text.
+    """
     rows = [{"name": name, "value": value}
             for name, value in sorted(counts.items()) if value]
     if not rows:
+        return
+    if text is not None:
+        text.insert(_MYSQL_BUMP, rows)
         return
     # A Core connection or an ORM session (the caller's transaction).
     dialect = (session.dialect if hasattr(session, "dialect")

@@ -469,3 +469,65 @@ def test_data_the_database_refuses_is_never_requeued():
     bad = dict(message, payload=[1])
     assert endpoint.info([bad]) == notifications.HANDLED
     assert sleeps == []
+
+
+# ---------------------------------------------------------------------------
+# The batch's SQL text on MySQL (db.eventlog NOTE(sql-text))
+# ---------------------------------------------------------------------------
+
+_AWKWARD = ["it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline",
+            "cr\rlf", "ctrl-z\x1a", "100%", "%s %(name)s", "\U0001F600",
+            "é\\'\"%", "", " ", "\\", "'", "a\\'b", "--", "?"]
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab%\\'\"\x00\n\r\x1a é"))))
+@settings(max_examples=300, deadline=None, database=None)
+def test_sql_text_escapes_as_pymysql_does(value):
+    from pymysql import converters
+    from poolmgr.db import eventlog
+    text = object.__new__(eventlog._SQLText)
+    text.quote_only = False
+    assert text.string(value) == "'%s'" % converters.escape_string(value)
+    text.quote_only = True
+    assert text.string(value) == "'%s'" % value.replace("'", "''")
+
+
+@pytest.mark.parametrize("sql_mode", ["", "NO_BACKSLASH_ESCAPES"])
+def test_awkward_text_survives_the_batch_path(mysql_url, sql_mode):
+    import sqlalchemy as sa
+    from poolmgr import events
+    from poolmgr.db import session as db_session
+
+    @sa.event.listens_for(db_session.get_engine(), "connect")
+    def set_mode(dbapi_connection, record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, %s)",
+                           ("," + sql_mode if sql_mode else "",))
+    db_session.get_engine().dispose()
+    batch = []
+    for n, word in enumerate(_AWKWARD):
+        batch.append(events.AggregateEvent(
+            message_id="m-%d-%s" % (n, word), event_type="aggregate.%s" % word,
+            publisher_id="p-" + word, timestamp=T0.replace(microsecond=n),
+            kind=events.UPDATE_METADATA, phase=events.END, versioned=True,
+            aggregate_id=77, uuid="u'%d" % n, name="n-" + word,
+            hosts=tuple("h-%d-%s" % (i, w) for i, w in enumerate(_AWKWARD)),
+            metadata={FLAG: "1", "k-" + word: "v-" + word}))
+    assert db_api.record_events(batch) == [db_api.APPLIED] * len(batch)
+    # A redelivery of all of them: the SELECT of seen ids matches each.
+    assert db_api.record_events(batch) == [db_api.DUPLICATE] * len(batch)
+    rows = {r["message_id"]: r for r in db_api.list_notifications(limit=100)}
+    for event in batch:
+        row = rows[event.message_id]
+        assert (row["event_type"], row["publisher_id"], row["event_time"]) \
+            == (event.event_type, event.publisher_id, event.timestamp)
+    agg = db_api.get_aggregate(77)
+    last = batch[-1]
+    assert (agg["name"], agg["uuid"]) == (last.name, batch[0].uuid)
+    assert agg["hosts"] == list(last.hosts)
+    assert agg["metadata"] == last.metadata
+    counts = db_api.notification_counts()
+    assert counts[(batch[1].event_type, db_api.APPLIED)] == 1
+    with db_session.get_engine().connect() as connection:
+        mode = connection.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+    assert ("NO_BACKSLASH_ESCAPES" in mode) == bool(sql_mode)
