@@ -50,7 +50,8 @@ from poolmgr.db.pools import (  # noqa: F401
     get_pool, list_pools, update_pool, mark_due, list_due_pools, next_due_time,
     list_members, list_all_members, upsert_member, delete_member,
     _IN_POOL_STATES, _like_json_string, pool_claimants, compute_hosts_by_uuid,
-    claim_pool_uuid, retry_pool, set_reflected, pool_claimants_many)
+    claim_pool_uuid, retry_pool, set_reflected, pool_claimants_many,
+    add_members)
 from poolmgr.db.leases import (  # noqa: F401
     acquire_lease, renew_lease, check_lease, release_lease)
 from poolmgr.db.journal import (  # noqa: F401

@@ -6,6 +6,8 @@ import types
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as sa_mysql
+from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
@@ -154,6 +156,36 @@ def upsert_member(aggregate_id, host, **fields):
                 updated_at=now, **fields))
 
 
+@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+def add_members(aggregate_id, hosts):
+    """A ``pending`` row for each of ``hosts`` (desired, not recorded):
+    one statement for all of them; a row that exists already (written
+    meanwhile) is left as it is."""
+    if not hosts:
+        return
+    now = _now()
+    rows = [{"aggregate_id": aggregate_id, "host": host,
+             "state": MEMBER_PENDING, "attempts": 0, "created_at": now,
+             "updated_at": now} for host in dict.fromkeys(hosts)]
+    with _writer_connection() as connection:
+        dialect = connection.dialect.name
+        if dialect in ("mysql", "mariadb"):
+            insert = sa_mysql.insert(_MEMBERS)
+            statement = insert.on_duplicate_key_update(id=_MEMBERS.c.id)
+        elif dialect == "sqlite":
+            statement = sa_sqlite.insert(_MEMBERS).on_conflict_do_nothing(
+                index_elements=["aggregate_id", "host"])
+        else:
+            for row in rows:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(_MEMBERS.insert().values(**row))
+                except db_exc.DBDuplicateEntry:
+                    pass
+            return
+        connection.execute(statement.values(rows))
+
+
 def delete_member(aggregate_id, host):
     with _writer() as session:
         session.execute(sa.delete(models.PoolMember).where(
@@ -192,10 +224,10 @@ def pool_claimants(pool_uuid, compute_hosts):
 def pool_claimants_many(pools):
     """pool_claimants of each (pool_uuid, compute_hosts) of ``pools``.
 
-    Two statements whatever the number of pools (the engine asks for the
-    master and every standalone host it observes in a pass): the recorded
-    members of any of the hosts, then every candidate aggregate with its
-    pool uuid in one joined SELECT; each pool's answer is cut from them.
+    One statement whatever the number of pools (the engine asks for the
+    master and every standalone host it observes in a pass): every
+    candidate aggregate with its pool uuid and, joined, its recorded
+    members among the hosts; each pool's answer is cut from them.
     """
     pools = [(uuid_, frozenset(h for h in hosts if h))
              for uuid_, hosts in pools]
@@ -203,33 +235,28 @@ def pool_claimants_many(pools):
     hosts = sorted(set().union(*(h for _, h in pools)))
     if not (uuids or hosts):
         return [[] for _ in pools]
-    members = {}
+    shape = (bool(uuids), len(hosts))
+    params = {"b_like_%d" % i: _like_json_string(h)
+              for i, h in enumerate(hosts)}
+    params["b_hosts"] = hosts
+    if uuids:
+        params["b_uuids"] = uuids
     with _reader_connection() as session:
-        if hosts:
-            for agg_id, host in session.execute(_statement(
-                    "claimant_members", lambda: sa.select(
-                        _MEMBERS.c.aggregate_id, _MEMBERS.c.host).where(
-                        _MEMBERS.c.host.in_(sa.bindparam(
-                            "b_hosts", expanding=True)),
-                        _MEMBERS.c.state.in_(_IN_POOL_STATES))),
-                    {"b_hosts": hosts}):
-                members.setdefault(agg_id, set()).add(host)
-        shape = (bool(uuids), bool(members), len(hosts))
-        params = {"b_like_%d" % i: _like_json_string(h)
-                  for i, h in enumerate(hosts)}
-        if uuids:
-            params["b_uuids"] = uuids
-        if members:
-            params["b_ids"] = sorted(members)
         rows = session.execute(_statement(
             ("claimants",) + shape, lambda: _claimants(*shape)),
             params).all()
-    managed = [row for row in rows if _is_pool(types.SimpleNamespace(
-        deleted=row[4], metadata_=row[3]))]
+    members = {}
+    found = {}
+    for agg_id, name, agg_hosts, metadata, deleted, uuid_, member in rows:
+        if member is not None:
+            members.setdefault(agg_id, set()).add(member)
+        if agg_id not in found and _is_pool(types.SimpleNamespace(
+                deleted=deleted, metadata_=metadata)):
+            found[agg_id] = (agg_id, name, agg_hosts, uuid_)
     answers = []
     for pool_uuid, pool_hosts in pools:
         claimants = []
-        for agg_id, name, agg_hosts, _, _, uuid_ in managed:
+        for agg_id, name, agg_hosts, uuid_ in found.values():
             wanted = (set(agg_hosts or ()) & pool_hosts) | (
                 members.get(agg_id, set()) & pool_hosts)
             if wanted or (pool_uuid and uuid_ == pool_uuid):
@@ -238,19 +265,21 @@ def pool_claimants_many(pools):
     return answers
 
 
-def _claimants(uuids, members, hosts):
-    """The SELECT of pool_claimants_many's candidate aggregates."""
+def _claimants(uuids, hosts):
+    """The SELECT of pool_claimants_many: the candidate aggregates, each
+    row with one of its recorded members among the hosts (or NULL)."""
     aggregates = models.Aggregate.__table__
-    found = []
+    member = sa.and_(_MEMBERS.c.aggregate_id == aggregates.c.id,
+                     _MEMBERS.c.host.in_(sa.bindparam("b_hosts",
+                                                      expanding=True)),
+                     _MEMBERS.c.state.in_(_IN_POOL_STATES))
+    found = [_MEMBERS.c.host.is_not(None)]
     if uuids:
         found.append(_POOLS.c.pool_uuid.in_(sa.bindparam(
             "b_uuids", expanding=True)))
-    if members:
-        found.append(aggregates.c.id.in_(sa.bindparam("b_ids",
-                                                      expanding=True)))
     if hosts:
         # NOTE(like): a cheap filter on the JSON text; the match is
-        # confirmed on the decoded list below.
+        # confirmed on the decoded list in pool_claimants_many.
         found.append(sa.and_(
             aggregates.c.deleted.is_(False),
             sa.or_(*[sa.type_coerce(aggregates.c.hosts, sa.Text).like(
@@ -259,9 +288,9 @@ def _claimants(uuids, members, hosts):
     return sa.select(
         aggregates.c.id, aggregates.c.name, aggregates.c.hosts,
         aggregates.c["metadata"], aggregates.c.deleted,
-        _POOLS.c.pool_uuid).outerjoin(
-        _POOLS, _POOLS.c.aggregate_id == aggregates.c.id).where(
-        sa.or_(*found))
+        _POOLS.c.pool_uuid, _MEMBERS.c.host).select_from(aggregates).outerjoin(
+        _POOLS, _POOLS.c.aggregate_id == aggregates.c.id).outerjoin(
+        _MEMBERS, member).where(sa.or_(*found))
 
 
 def compute_hosts_by_uuid(xenserver_uuids):

@@ -93,12 +93,10 @@ def _act(ctx, pool_row):
     if desired is None or pool_row is None:
         return status.finish(ctx, desired, planner.Observed(), [])
     if desired.managed:
-        for host in desired.hosts:
-            if host not in members:
-                db_api.upsert_member(ctx.aggregate_id, host,
-                                     state=db_api.MEMBER_PENDING)
-                members[host] = {"state": db_api.MEMBER_PENDING,
-                                 "attempts": 0}
+        new = [host for host in desired.hosts if host not in members]
+        db_api.add_members(ctx.aggregate_id, new)
+        for host in new:
+            members[host] = {"state": db_api.MEMBER_PENDING, "attempts": 0}
     observed = observe.observe(ctx, desired, pool_row, members)
     steps = planner.plan_pool_changes(
         desired, observed, members, force=ctx.conf.xenserver.use_join_force)
