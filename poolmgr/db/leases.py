@@ -12,19 +12,31 @@ from poolmgr.db.session import _writer_connection as _writer
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def acquire_lease(aggregate_id, owner, lease_time):
+def acquire_lease(aggregate_id, owner, lease_time, expected=None):
     """Take the pool's lease; return the new fencing generation or None.
 
     A single conditional UPDATE decides the race: only one of several
     processes can move a free or expired lease to itself. Each acquisition
     bumps ``generation`` so a holder that lost its lease (paused, slow) can
     no longer pass ``check_lease``.
+
+    ``expected``: the generation the caller read (list_due_pools, or the
+    lease it just released); the UPDATE then also requires it, so the new
+    generation is known without reading it back (one statement, not two),
+    and a pool another engine took meanwhile is not acquired.
     """
     now = _now()
+    params = {"b_aggregate_id": aggregate_id, "b_now": now,
+              "b_owner": owner,
+              "v_expires": now + datetime.timedelta(seconds=lease_time)}
     with _writer() as session:
-        result = session.execute(_statement("acquire_lease", _acquire), {
-            "b_aggregate_id": aggregate_id, "b_now": now, "b_owner": owner,
-            "v_expires": now + datetime.timedelta(seconds=lease_time)})
+        if expected is not None:
+            params["b_generation"] = expected
+            result = session.execute(_statement(
+                "acquire_expected", lambda: _acquire(expected=True)), params)
+            return expected + 1 if result.rowcount == 1 else None
+        result = session.execute(_statement("acquire_lease", _acquire),
+                                 params)
         if result.rowcount != 1:
             return None
         return session.scalar(_statement("generation", lambda: sa.select(
@@ -40,15 +52,17 @@ def _stamp(name):
     return sa.bindparam(name, type_=_POOLS.c.lease_expires_at.type)
 
 
-def _acquire():
-    return sa.update(_POOLS).where(
-        _POOLS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
-        sa.or_(_POOLS.c.lease_owner.is_(None),
-               _POOLS.c.lease_expires_at < _stamp("b_now"),
-               _POOLS.c.lease_owner == sa.bindparam("b_owner")),
-    ).values(lease_owner=sa.bindparam("b_owner"),
-             lease_expires_at=_stamp("v_expires"),
-             generation=_POOLS.c.generation + 1)
+def _acquire(expected=False):
+    where = [_POOLS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
+             sa.or_(_POOLS.c.lease_owner.is_(None),
+                    _POOLS.c.lease_expires_at < _stamp("b_now"),
+                    _POOLS.c.lease_owner == sa.bindparam("b_owner"))]
+    if expected:
+        where.append(_POOLS.c.generation == sa.bindparam("b_generation"))
+    return sa.update(_POOLS).where(*where).values(
+        lease_owner=sa.bindparam("b_owner"),
+        lease_expires_at=_stamp("v_expires"),
+        generation=_POOLS.c.generation + 1)
 
 
 def _held_by():

@@ -60,7 +60,8 @@ def list_due_pools(limit=100, now=None, waiting=False):
     """Ids of pools due for a pass whose lease is free or expired.
 
     ``waiting``: (id, True when the pool waits for a join, an eject or a
-    hand-over) pairs instead, for the scheduler's look threads.
+    hand-over, its lease generation) triples instead, for the scheduler's
+    look threads (and acquire_lease's ``expected``).
     """
     now = now or _now()
 
@@ -68,7 +69,7 @@ def list_due_pools(limit=100, now=None, waiting=False):
         pools = _POOLS
         columns = [pools.c.aggregate_id]
         if waiting:
-            columns.append(pools.c.waiting.is_not(None))
+            columns += [pools.c.waiting.is_not(None), pools.c.generation]
         return sa.select(*columns).where(
             pools.c.due_at.is_not(None),
             pools.c.due_at <= sa.bindparam("b_now", type_=pools.c.due_at.type),
@@ -82,7 +83,7 @@ def list_due_pools(limit=100, now=None, waiting=False):
                                           build),
                                {"b_now": now, "b_limit": limit}).all()
     if waiting:
-        return [(row[0], bool(row[1])) for row in rows]
+        return [(row[0], bool(row[1]), row[2]) for row in rows]
     return [row[0] for row in rows]
 
 

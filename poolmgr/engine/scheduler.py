@@ -162,7 +162,7 @@ class Scheduler:
             return
         due = db_api.list_due_pools(limit=max(free, 0) + max(free_looks, 0)
                                     + len(busy), waiting=True)
-        for aggregate_id, waiting in due:
+        for aggregate_id, waiting, seen in due:
             if aggregate_id in busy or self._stopping.is_set():
                 continue
             look = waiting and free_looks > 0
@@ -173,7 +173,8 @@ class Scheduler:
             # kept at release (see db.mirror._touch_pools).
             started = context.now()
             generation = db_api.acquire_lease(
-                aggregate_id, self.owner, self.conf.reconciler.lease_time)
+                aggregate_id, self.owner, self.conf.reconciler.lease_time,
+                expected=seen)
             if generation is None:
                 continue
             with self._lock:
@@ -215,7 +216,8 @@ class Scheduler:
             # does not win every due pool from the other engines.
             started = context.now()
             generation = db_api.acquire_lease(
-                aggregate_id, self.owner, self.conf.reconciler.lease_time)
+                aggregate_id, self.owner, self.conf.reconciler.lease_time,
+                expected=generation)
             if generation is None:
                 return result
 

@@ -28,6 +28,23 @@ def test_released_lease_goes_to_the_next_holder_at_a_new_generation(db):
     assert not db_api.check_lease(7, "a", gen)
 
 
+def test_an_acquire_at_the_generation_read_gets_the_next_one(db):
+    [(_, _, seen)] = db_api.list_due_pools(waiting=True)
+    gen = db_api.acquire_lease(7, "a", 30, expected=seen)
+    assert gen == seen + 1
+    assert db_api.check_lease(7, "a", gen)
+    assert db_api.release_lease(7, "a", gen)
+
+
+def test_an_acquire_at_a_stale_generation_gets_nothing(db):
+    [(_, _, seen)] = db_api.list_due_pools(waiting=True)
+    other = db_api.acquire_lease(7, "b", 30)
+    assert db_api.release_lease(7, "b", other)
+    # Free again, but another engine held it since it was read.
+    assert db_api.acquire_lease(7, "a", 30, expected=seen) is None
+    assert db_api.acquire_lease(7, "a", 30, expected=other) == other + 1
+
+
 def test_expired_lease_can_be_taken_over(db):
     gen = db_api.acquire_lease(7, "a", -1)
     assert db_api.acquire_lease(7, "b", 30) == gen + 1
