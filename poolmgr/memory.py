@@ -33,6 +33,12 @@ PYMYSQL_DEFERRED = ("cryptography.hazmat.primitives.hashes",
                     "cryptography.hazmat.primitives.serialization",
                     "cryptography.hazmat.primitives.asymmetric.padding")
 
+# NOTE(messaging): oslo.messaging's imports bring these at import time,
+# for functions the intake never calls: psutil (oslo_utils.netutils'
+# interface addresses, 0.9 MB) and yappi (oslo.service's eventlet
+# backdoor profiler, 0.4 MB).
+MESSAGING_DEFERRED = ("psutil", "yappi")
+
 _LOCK = threading.RLock()
 _HOOKED = False
 

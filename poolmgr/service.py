@@ -189,6 +189,8 @@ def _start_worker(conf, libraries):
     would import but it does not use (poolmgr.memory)."""
     if DATABASE in libraries:
         memory.defer(memory.PYMYSQL_DEFERRED)
+    if MESSAGING in libraries:
+        memory.defer(memory.MESSAGING_DEFERRED)
     register_library_opts(conf, libraries)
 
 

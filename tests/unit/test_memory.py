@@ -102,3 +102,20 @@ def test_pymysql_connections_share_one_default_tls_context():
     # context or TLS options: the connection's own, as before
     assert out == ["True", "False", "True", "True", "True", "False",
                    "True", "True", "True", "True", "True"]
+
+
+def test_the_intake_defers_what_oslo_messaging_imports_unused():
+    out = _run("""
+        import os, sys
+        os.environ["EVENTLET_NO_GREENDNS"] = "yes"
+        from poolmgr import memory, service
+        conf = service.build_conf(libraries=False)
+        service.IntakeService(0, conf)
+        import oslo_messaging, poolmgr.notifications
+        print([m for m in memory.MESSAGING_DEFERRED
+               if m in memory.deferred()])
+        from oslo_utils import netutils
+        print(bool(netutils.psutil.net_if_addrs()), memory.deferred())
+    """)
+    assert out[:2] == ["['psutil',", "'yappi']"]
+    assert out[2] == "True" and "psutil" not in " ".join(out[3:])
