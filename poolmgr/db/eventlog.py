@@ -207,8 +207,6 @@ _TO_ESCAPE = re.compile("[%s]" % re.escape("\\\0\n\r\032\"'"))
 _ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"),
             ("\r", "\\r"), ("\032", "\\Z"), ('"', '\\"'),
             ("'", "\\'"))
-_JSON_COLUMNS = frozenset(c.name for c in _AGGREGATES.columns
-                          if isinstance(c.type, models.JSONEncoded))
 _TEMPLATES = {}
 
 
@@ -251,40 +249,59 @@ class _SQLText:
             return "'" + value.isoformat(" ") + "'"
         return self.escape(value)
 
-    def template(self, statement):
-        """(prefix, column names, postfix) of a one-row INSERT."""
+    def template(self, statement, keys):
+        """(prefix, column names, postfix, JSON columns) of ``statement``,
+        an INSERT of one row with the columns ``keys``; None when
+        SQLAlchemy would add values of its own (column defaults)."""
         dialect = self.connection.dialect
-        key = (statement, dialect.name, dialect.server_version_info)
-        found = _TEMPLATES.get(key)
-        if found is None:
-            compiled = statement.compile(dialect=dialect)
+        key = (statement, keys, dialect.name, dialect.server_version_info)
+        found = _TEMPLATES.get(key, False)
+        if found is False:
+            compiled = statement.compile(dialect=dialect,
+                                         column_keys=list(keys))
             match = pymysql_cursors.RE_INSERT_VALUES.match(str(compiled))
             names = list(compiled.positiontup or re.findall(
-                r"%\(([^)]+)\)s", match.group(2)))
-            found = _TEMPLATES[key] = (match.group(1) % (), names,
-                                       (match.group(3) or "") % ())
+                r"%\(([^)]+)\)s", match.group(2))) if match else []
+            json_names = [c.name for c in statement.table.columns
+                          if c.name in names
+                          and isinstance(c.type, models.JSONEncoded)]
+            found = None
+            if match and names and set(names) <= set(keys):
+                found = (match.group(1) % (), names,
+                         (match.group(3) or "") % (), json_names)
+            _TEMPLATES[key] = found
         return found
 
     def insert(self, statement, rows):
-        """``statement`` (an INSERT of one row) with ``rows`` (dicts)."""
+        """``statement`` (an INSERT of one row) with ``rows`` (dicts with
+        the same keys)."""
         if not rows:
             return
-        prefix, names, postfix = self.template(statement)
+        template = self.template(statement, tuple(rows[0]))
+        if template is None:
+            self.connection.execute(statement, rows)
+            return
+        prefix, names, postfix, json_names = template
         value = self.value
-        json_names = _JSON_COLUMNS.intersection(names) if (
-            statement.table is _AGGREGATES) else ()
         parts = []
         for row in rows:
-            for name in json_names:
-                if row[name] is not None:
-                    row = dict(row)
-                    break
-            for name in json_names:
-                if row[name] is not None:
-                    row[name] = json.dumps(row[name], sort_keys=True)
-            parts.append("(" + ",".join([value(row.get(name))
+            if json_names:
+                # NOTE(json): as models.JSONEncoded writes it.
+                row = dict(row)
+                for name in json_names:
+                    if row[name] is not None:
+                        row[name] = json.dumps(row[name], sort_keys=True)
+            parts.append("(" + ",".join([value(row[name])
                                          for name in names]) + ")")
         self.execute(prefix, parts, postfix)
+
+    def run(self, sql):
+        """One statement written out (values through value()); its rows."""
+        return self.connection.exec_driver_sql(
+            sql, execution_options={"no_parameters": True})
+
+    def id_list(self, ids):
+        return ",".join([self.value(i) for i in ids])
 
     def execute(self, prefix, parts, postfix=""):
         if not parts:
@@ -299,23 +316,28 @@ class _SQLText:
         self._send(prefix + ",".join(parts[start:]) + postfix)
 
     def _send(self, sql):
-        self.connection.exec_driver_sql(
-            sql, execution_options={"no_parameters": True})
+        self.run(sql)
 
     def log_rows(self, rows):
         """The notification log's rows (tuples in _LOG_COLUMNS order)."""
         string, value = self.string, self.value
-        cache = {}
+        # NOTE(repeats): a batch has a few event types, publishers,
+        # aggregates and outcomes, and one receive time.
+        same = {}
         parts = []
         for row in rows:
-            text = cache.get(row[1:6])
+            rest = row[1:6] + row[7:]
+            text = same.get(rest)
             if text is None:
-                text = cache[row[1:6]] = ",".join(
-                    [value(v) for v in row[1:6]])
-            parts.append("(" + string(row[0]) + "," + text + ","
-                         + value(row[6]) + "," + value(row[7]) + ")")
-        self.execute("INSERT INTO %s (%s) VALUES " % (
-            _NOTIFICATIONS.name, ", ".join(_LOG_COLUMNS)), parts)
+                text = same[rest] = ",".join([value(v) for v in rest])
+            stamp = row[6]
+            if type(stamp) is datetime.datetime and stamp.tzinfo is None:
+                stamp = "'" + stamp.isoformat(" ") + "'"
+            else:
+                stamp = value(stamp)
+            parts.append("(" + string(row[0]) + "," + stamp + "," + text
+                         + ")")
+        self.execute(_TEXT_LOG_INSERT, parts)
 
     def seen(self, ids):
         """The message ids among ``ids`` already in the log."""
@@ -324,11 +346,14 @@ class _SQLText:
         string = self.string
         sql = "SELECT message_id FROM %s WHERE message_id IN (%s)" % (
             _NOTIFICATIONS.name, ",".join([string(i) for i in ids]))
-        return {row[0] for row in self.connection.exec_driver_sql(
-            sql, execution_options={"no_parameters": True})}
+        return {row[0] for row in self.run(sql)}
 
 
 _MAX_STATEMENT = 1024000
+_TEXT_LOG_INSERT = "INSERT INTO %s (%s) VALUES " % (
+    _NOTIFICATIONS.name, ", ".join(
+        _LOG_COLUMNS[:1] + _LOG_COLUMNS[6:7] + _LOG_COLUMNS[1:6]
+        + _LOG_COLUMNS[7:]))
 
 
 def _is_mysql(connection):
@@ -395,7 +420,7 @@ def _record_events_once(batch):
                          event.publisher_id, event.aggregate_id, outcome,
                          reason, event.timestamp, now))
         _store_mirrors(connection, [aggs[i] for i in sorted(aggs)], text)
-        _touch_pools(connection, touched, now)
+        _touch_pools(connection, touched, now, text)
         if text is not None:
             text.log_rows(rows)
         elif rows:

@@ -70,6 +70,15 @@ def _derive(agg):
                      if e["present"]}
 
 
+def _ts_text(when):
+    """session._stamp(when), made in C where that gives the same text."""
+    # NOTE(stamp): strftime pads no year below 1000 on glibc; isoformat
+    # does.
+    if when.tzinfo is None and when.year >= 1000:
+        return when.isoformat(timespec="microseconds")
+    return _stamp(when)
+
+
 def merge_event(agg, event):
     """Fold one notification into the aggregate mirror; True if it changed.
 
@@ -79,7 +88,7 @@ def merge_event(agg, event):
     delivery; a whole-aggregate timestamp would wrongly drop an older but
     unrelated legacy delta.
     """
-    ts = _stamp(event.timestamp)
+    ts = _ts_text(event.timestamp)
     host_stamps = dict(agg.host_stamps or {})
     meta_stamps = dict(agg.meta_stamps or {})
     changed = False
@@ -171,23 +180,24 @@ def _touch_pool(session, agg, now, cause):
     pool.updated_at = now
 
 
-def _touch_pools(session, aggs, now):
+def _touch_pools(session, aggs, now, text=None):
     """_touch_pool for ``{aggregate_id: agg}``, in a few statements.
 
     NOTE(round-trips): the intake touches several pools per batch; one
     locking read, one UPDATE and one INSERT for all of them instead of a
     read and a write each is what keeps a batch's transaction short.
+    ``text``: the batch's eventlog._SQLText on MySQL, to send them as SQL
+    text (see NOTE(sql-text) there).
     """
     if not aggs:
         return
     ids = sorted(aggs)
-    # NOTE(core): Core statements on the table; ORM-enabled ones cost
-    # several times the CPU for the same SQL.
-    pools = models.Pool.__table__
-    states = dict(session.execute(
-        sa.select(pools.c.aggregate_id, pools.c.state).where(
-            pools.c.aggregate_id.in_(ids)).order_by(
-            pools.c.aggregate_id).with_for_update()).all())
+    # NOTE(core): Core statements on the table, built once; ORM-enabled
+    # ones cost several times the CPU for the same SQL.
+    if text is not None:
+        states = dict(text.run(_TEXT_POOL_STATES % text.id_list(ids)).all())
+    else:
+        states = dict(session.execute(_POOL_STATES, {"ids": ids}).all())
     # NOTE(wake-up): the due time is read now that the rows are locked, not
     # when the batch began. A pass takes its start time before it acquires
     # the lease (an UPDATE of the same row, so it waits for this lock); a
@@ -203,15 +213,39 @@ def _touch_pools(session, aggs, now):
            for i in ids if i not in states and _is_pool(aggs[i])]
     revived = [i for i, state in states.items()
                if state == POOL_DISMISSED and _is_pool(aggs[i])]
+    if text is not None:
+        if states:
+            stamp = text.value(now)
+            text.run(_TEXT_POOL_DUE % (stamp, stamp,
+                                       text.id_list(sorted(states))))
+        if revived:
+            text.run(_TEXT_POOL_REVIVE % (text.value(POOL_CREATED),
+                                          text.id_list(revived)))
+        text.insert(_POOL_INSERT, new)
+        return
     if states:
-        session.execute(pools.update().where(
-            pools.c.aggregate_id.in_(sorted(states))).values(
-            due_at=now, updated_at=now))
+        session.execute(_POOL_DUE, {"ids": sorted(states), "now": now})
     if revived:
-        session.execute(pools.update().where(
-            pools.c.aggregate_id.in_(revived)).values(state=POOL_CREATED))
+        session.execute(_POOL_REVIVE, {"ids": revived})
     if new:
-        session.execute(pools.insert(), new)
+        session.execute(_POOL_INSERT, new)
+
+
+_POOLS = models.Pool.__table__
+_POOL_STATES = sa.select(_POOLS.c.aggregate_id, _POOLS.c.state).where(
+    _POOLS.c.aggregate_id.in_(sa.bindparam("ids", expanding=True))).order_by(
+    _POOLS.c.aggregate_id).with_for_update()
+_POOL_DUE = _POOLS.update().where(_POOLS.c.aggregate_id.in_(
+    sa.bindparam("ids", expanding=True))).values(
+    due_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
+_POOL_REVIVE = _POOLS.update().where(_POOLS.c.aggregate_id.in_(
+    sa.bindparam("ids", expanding=True))).values(state=POOL_CREATED)
+_POOL_INSERT = _POOLS.insert()
+_TEXT_POOL_STATES = ("SELECT aggregate_id, state FROM pools WHERE "
+                     "aggregate_id IN (%s) ORDER BY aggregate_id FOR UPDATE")
+_TEXT_POOL_DUE = ("UPDATE pools SET due_at = %s, updated_at = %s "
+                  "WHERE aggregate_id IN (%s)")
+_TEXT_POOL_REVIVE = "UPDATE pools SET state = %s WHERE aggregate_id IN (%s)"
 
 
 def get_aggregate(aggregate_id):

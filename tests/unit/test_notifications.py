@@ -220,6 +220,24 @@ def test_timestamps_in_oslo_format_are_read_as_naive_utc(stamp, expected):
     assert notifications.parse_timestamp(stamp) == expected
 
 
+def test_parsed_events_are_what_the_constructor_builds():
+    # NOTE(construct): the parser fills an AggregateEvent's __dict__
+    # itself (parse._new_event); it must be the constructor's event.
+    import dataclasses
+    from poolmgr.intake import parse as parse_module
+    assert parse_module._FAST_EVENTS
+    parsed = [parse(load_sample(n)) for n in sorted(EXPECTED_SAMPLES)]
+    parsed += [notifications.parse_notification(p, t, payload, dict(META))
+               for t, p, payload, _ in LEGACY]
+    for event in parsed:
+        built = dataclasses.replace(event)
+        assert type(event) is events.AggregateEvent
+        assert event == built
+        assert repr(event) == repr(built) and vars(event) == vars(built)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.name = "changed"
+
+
 # ---------------------------------------------------------------------------
 # Malformed input
 # ---------------------------------------------------------------------------
