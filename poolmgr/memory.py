@@ -126,7 +126,9 @@ def share_mysql_tls_context():
 
 def _before_connect(dialect, conn_rec, cargs, cparams):
     if dialect.driver == "pymysql":
-        _share_context(dialect.loaded_dbapi.connections.Connection)
+        connections = sys.modules.get("pymysql.connections")
+        if connections is not None:
+            _share_context(connections.Connection)
 
 
 def _share_context(cls):
@@ -135,13 +137,13 @@ def _share_context(cls):
         return
     shared = []
 
-    def _create_ssl_ctx(self, sslp):
-        if isinstance(sslp, dict) and not sslp:
+    def _create_ssl_ctx(self, sslp, *args, **kwargs):
+        if isinstance(sslp, dict) and not sslp and not args and not kwargs:
             with _LOCK:
                 if not shared:
                     shared.append(original(self, sslp))
                 return shared[0]
-        return original(self, sslp)
+        return original(self, sslp, *args, **kwargs)
 
     _create_ssl_ctx.poolmgr_shared = True
     with _LOCK:
