@@ -119,3 +119,25 @@ def test_the_intake_defers_what_oslo_messaging_imports_unused():
     """)
     assert out[:2] == ["['psutil',", "'yappi']"]
     assert out[2] == "True" and "psutil" not in " ".join(out[3:])
+
+
+def test_threads_reading_a_stand_in_at_once_import_it_once(tmp_path):
+    (tmp_path / "slow_mod.py").write_text(
+        "import builtins, time\n"
+        "builtins.slow_mod_runs = getattr(builtins, 'slow_mod_runs', 0) + 1\n"
+        "time.sleep(0.3)\n"
+        "VALUE = 42\n")
+    out = _run("""
+        import builtins, sys, threading
+        sys.path.insert(0, %r)
+        from poolmgr import memory
+        memory.defer(("slow_mod",))
+        import slow_mod
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(
+            slow_mod.VALUE)) for _ in range(16)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(seen == [42] * 16, builtins.slow_mod_runs, memory.deferred())
+    """ % str(tmp_path))
+    assert out == ["True", "1", "[]"]
