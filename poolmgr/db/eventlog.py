@@ -132,11 +132,13 @@ class _Mirror:
                 for name, attr in _MIRROR_FIELDS.items()}
 
 
-def _load_mirrors(session, agg_ids):
+def _load_mirrors(session, agg_ids, text=None):
     if not agg_ids:
         return {}
     # NOTE(locks): rows are locked in id order so that concurrent
     # batches touching the same aggregates queue instead of deadlocking.
+    if text is not None:
+        return text.mirrors(agg_ids)
     rows = session.execute(_LOAD, {"ids": agg_ids})
     return {row.id: _Mirror(row._mapping) for row in rows}
 
@@ -321,23 +323,40 @@ class _SQLText:
     def log_rows(self, rows):
         """The notification log's rows (tuples in _LOG_COLUMNS order)."""
         string, value = self.string, self.value
-        # NOTE(repeats): a batch has a few event types, publishers,
-        # aggregates and outcomes, and one receive time.
+        # NOTE(repeats): a batch has a few event types, publishers and
+        # outcomes, and one receive time.
         same = {}
         parts = []
         for row in rows:
-            rest = row[1:6] + row[7:]
+            message_id, stamp, aggregate_id = row[0], row[6], row[3]
+            rest = row[1:3] + row[4:6] + row[7:]
             text = same.get(rest)
             if text is None:
                 text = same[rest] = ",".join([value(v) for v in rest])
-            stamp = row[6]
             if type(stamp) is datetime.datetime and stamp.tzinfo is None:
                 stamp = "'" + stamp.isoformat(" ") + "'"
             else:
                 stamp = value(stamp)
-            parts.append("(" + string(row[0]) + "," + stamp + "," + text
-                         + ")")
+            parts.append("(" + string(message_id) + "," + stamp + ","
+                         + (str(aggregate_id) if type(aggregate_id) is int
+                            else value(aggregate_id)) + "," + text + ")")
         self.execute(_TEXT_LOG_INSERT, parts)
+
+    def mirrors(self, ids):
+        """_load_mirrors(): the rows as the driver returns them, with
+        what models.JSONEncoded and sa.Boolean make of them."""
+        result = {}
+        names = list(_MIRROR_FIELDS)
+        for row in self.run(_TEXT_LOAD % self.id_list(ids)):
+            values = dict(zip(names, row))
+            for name in _MIRROR_JSON:
+                if values[name] is not None:
+                    values[name] = json.loads(values[name])
+            for name in _MIRROR_BOOLEAN:
+                if values[name] is not None:
+                    values[name] = bool(values[name])
+            result[values["id"]] = _Mirror(values)
+        return result
 
     def seen(self, ids):
         """The message ids among ``ids`` already in the log."""
@@ -350,10 +369,16 @@ class _SQLText:
 
 
 _MAX_STATEMENT = 1024000
+_TEXT_LOAD = "SELECT %s FROM %s WHERE id IN (%%s) ORDER BY id FOR UPDATE" % (
+    ", ".join(_MIRROR_FIELDS), _AGGREGATES.name)
+_MIRROR_JSON = [c.name for c in _AGGREGATES.columns
+                if isinstance(c.type, models.JSONEncoded)]
+_MIRROR_BOOLEAN = [c.name for c in _AGGREGATES.columns
+                   if isinstance(c.type, sa.Boolean)]
 _TEXT_LOG_INSERT = "INSERT INTO %s (%s) VALUES " % (
     _NOTIFICATIONS.name, ", ".join(
-        _LOG_COLUMNS[:1] + _LOG_COLUMNS[6:7] + _LOG_COLUMNS[1:6]
-        + _LOG_COLUMNS[7:]))
+        _LOG_COLUMNS[:1] + _LOG_COLUMNS[6:7] + _LOG_COLUMNS[3:4]
+        + _LOG_COLUMNS[1:3] + _LOG_COLUMNS[4:6] + _LOG_COLUMNS[7:]))
 
 
 def _is_mysql(connection):
@@ -381,7 +406,7 @@ def _record_events_once(batch):
         aggs = _load_mirrors(connection, sorted(
             {batch[i].aggregate_id for i in fresh
              if batch[i].phase == events.END
-             and batch[i].aggregate_id is not None}))
+             and batch[i].aggregate_id is not None}), text)
         rows, touched, significant = [], {}, {}
         for index in fresh:
             event = batch[index]

@@ -74,6 +74,17 @@ def _string(value, what, max_len=_MAX_NAME, allow_empty=False):
     return value
 
 
+def _plain(value):
+    """True when _string(value, what) would return it (names and keys).
+
+    NOTE(labels): the hosts and metadata loops test this first, so the
+    label of a field ("metadata value of 'key'") is only formatted for a
+    value that is refused.
+    """
+    return (isinstance(value, str) and 0 < len(value) <= _MAX_NAME
+            and "\x00" not in value)
+
+
 def _aggregate_id(value, what="aggregate id", allow_string=False):
     # NOTE(types): bool is an int in Python; Nova never sends one as an id.
     if isinstance(value, bool):
@@ -96,7 +107,10 @@ def _host_list(value):
     if not isinstance(value, list):
         raise InvalidNotification("hosts must be a list, not %s"
                                   % type(value).__name__)
-    hosts = tuple(_string(h, "host name") for h in value)
+    hosts = tuple(value)
+    for host in hosts:
+        if not _plain(host):
+            _string(host, "host name")
     if len(set(hosts)) != len(hosts):
         raise InvalidNotification("hosts lists a host twice")
     return hosts
@@ -108,9 +122,12 @@ def _metadata(value, what, allow_null_values=False):
                                   % (what, type(value).__name__))
     result = {}
     for key, item in value.items():
-        _string(key, "%s key" % what)
+        if not _plain(key):
+            _string(key, "%s key" % what)
         if item is None and allow_null_values:
             result[key] = None
+        elif isinstance(item, str) and _plain(item or "-"):
+            result[key] = item
         else:
             result[key] = _string(item, "%s value of %r" % (what, key),
                                   allow_empty=True)

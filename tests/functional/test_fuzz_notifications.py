@@ -528,6 +528,13 @@ def test_awkward_text_survives_the_batch_path(mysql_url, sql_mode):
     assert agg["metadata"] == last.metadata
     counts = db_api.notification_counts()
     assert counts[(batch[1].event_type, db_api.APPLIED)] == 1
+    from poolmgr.db import eventlog
     with db_session.get_engine().connect() as connection:
         mode = connection.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+        # The rows read as text are the rows SQLAlchemy reads.
+        as_text = eventlog._load_mirrors(
+            connection, [77], eventlog._SQLText(connection))
+        as_core = eventlog._load_mirrors(connection, [77])
+        assert as_text[77].row() == as_core[77].row()
+        assert type(as_text[77].deleted) is bool
     assert ("NO_BACKSLASH_ESCAPES" in mode) == bool(sql_mode)
