@@ -9,9 +9,9 @@ with it). Neither is used to parse poolmgr's configuration in the master
 (1.6 MB there, and as much in the reconciler, which never reads them);
 ``defer`` puts a stand-in module in their place, and the first attribute
 read on it (a URI option's value checked, a driver loaded) imports the
-real library, in whichever process needs it. (netaddr, 4.3 MB, would be
-one more, but poolmgr.conf.metrics' HostAddressOpt checks its default
-with it at import.)
+real library, in whichever process needs it. (netaddr is read in the
+master itself: poolmgr.conf.metrics' HostAddressOpt checks its default
+with it.)
 """
 
 import importlib
