@@ -451,12 +451,16 @@ def _record_events_once(batch):
         elif rows:
             connection.execute(_LOG_INSERT, [dict(zip(_LOG_COLUMNS, row))
                                              for row in rows])
-        counts = {}
+        tally = {}
         for event, outcome in zip(batch, outcomes):
-            name = (_counter(DUPLICATES, event.event_type)
+            key = (outcome, event.event_type)
+            tally[key] = tally.get(key, 0) + 1
+        counts = {}
+        for (outcome, event_type), count in tally.items():
+            name = (_counter(DUPLICATES, event_type)
                     if outcome == DUPLICATE else
-                    _counter(NOTIFICATIONS, outcome, event.event_type))
-            counts[name] = counts.get(name, 0) + 1
+                    _counter(NOTIFICATIONS, outcome, event_type))
+            counts[name] = counts.get(name, 0) + count
         _bump(connection, counts, text)
     return outcomes
 

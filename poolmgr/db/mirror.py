@@ -108,12 +108,15 @@ def merge_event(agg, event):
     meta_marker = (meta_stamps.get(_SNAPSHOT) or {}).get("ts")
     if event.hosts is not None:
         payload = list(event.hosts)
-        for key in set(host_stamps) | set(payload) | {_SNAPSHOT}:
+        # Each host's first place in the list (list.index, once).
+        places = {}
+        for index, key in enumerate(payload):
+            places.setdefault(key, index)
+        for key in set(host_stamps) | places.keys() | {_SNAPSHOT}:
             _unseen_is_absent(host_stamps, key, ts, host_marker)
-            present = key in payload
-            changed |= _apply_stamped(host_stamps, key, present, ts,
-                                      value=True,
-                                      pos=payload.index(key) if present else 0)
+            pos = places.get(key)
+            changed |= _apply_stamped(host_stamps, key, pos is not None, ts,
+                                      value=True, pos=pos or 0)
         for index, key in enumerate(payload):
             entry = host_stamps[key]
             if entry["present"] and entry["since"] <= ts and (
