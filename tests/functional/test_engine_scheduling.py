@@ -238,3 +238,55 @@ def test_a_look_never_long_polls_past_its_lease(sim, caplog):
     assert not [r for r in caplog.records
                 if "lease lost" in r.getMessage()]
     assert len(es.calls(s, "pool.join")) == 1
+
+
+class _HeldExecutor:
+    """An executor whose work never runs: the test finishes each future."""
+
+    def __init__(self):
+        self.futures = {}
+
+    def submit(self, fn, aggregate_id, *args):
+        import concurrent.futures
+        future = concurrent.futures.Future()
+        self.futures[aggregate_id] = future
+        return future
+
+
+def test_a_thread_that_frees_while_due_pools_wait_wakes_the_loop(mysql_url):
+    from poolmgr.engine import scheduler as scheduler_mod
+    from poolmgr.engine import status
+    conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
+    for n in range(5):
+        es.want(n + 1, "pool-%d" % n, ["h-%d" % n])
+    wake = threading.Event()
+    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                    stopping=threading.Event(), wake=wake)
+    executor = _HeldExecutor()
+    sched._claim(executor, conf.reconciler.threads)
+    first, second = sorted(executor.futures)
+    assert len(executor.futures) == 2       # two threads, five pools due
+    executor.futures[first].set_result(status.PassResult(first, True))
+    assert wake.is_set()                    # a full engine frees a thread
+    wake.clear()
+    # The loop has not claimed again yet (it was busy); the next thread
+    # that frees must wake it too, though the engine is no longer full:
+    # three due pools still wait for a thread.
+    executor.futures[second].set_result(status.PassResult(second, True))
+    assert wake.is_set()
+
+
+def test_a_thread_that_frees_with_nothing_due_does_not_wake_the_loop(
+        mysql_url):
+    from poolmgr.engine import scheduler as scheduler_mod
+    from poolmgr.engine import status
+    conf = es.make_conf(threads=4, wait_threads=1, poll_interval=30.0)
+    es.want(1, "pool-1", ["h-1"])
+    wake = threading.Event()
+    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                    stopping=threading.Event(), wake=wake)
+    executor = _HeldExecutor()
+    sched._claim(executor, conf.reconciler.threads)
+    assert list(executor.futures) == [1]
+    executor.futures[1].set_result(status.PassResult(1, True))
+    assert not wake.is_set()
