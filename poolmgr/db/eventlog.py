@@ -327,19 +327,21 @@ class _SQLText:
         # outcomes, and one receive time.
         same = {}
         parts = []
-        for row in rows:
-            message_id, stamp, aggregate_id = row[0], row[6], row[3]
-            rest = row[1:3] + row[4:6] + row[7:]
+        append = parts.append
+        for (message_id, event_type, publisher_id, aggregate_id, outcome,
+             reason, stamp, received_at) in rows:
+            rest = (event_type, publisher_id, outcome, reason, received_at)
             text = same.get(rest)
             if text is None:
                 text = same[rest] = ",".join([value(v) for v in rest])
             if type(stamp) is datetime.datetime and stamp.tzinfo is None:
-                stamp = "'" + stamp.isoformat(" ") + "'"
+                stamp = "'%s'" % stamp.isoformat(" ")
             else:
                 stamp = value(stamp)
-            parts.append("(" + string(message_id) + "," + stamp + ","
-                         + (str(aggregate_id) if type(aggregate_id) is int
-                            else value(aggregate_id)) + "," + text + ")")
+            append("(%s,%s,%s,%s)" % (
+                string(message_id), stamp,
+                aggregate_id if type(aggregate_id) is int
+                else value(aggregate_id), text))
         self.execute(_TEXT_LOG_INSERT, parts)
 
     def mirrors(self, ids):
