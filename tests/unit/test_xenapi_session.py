@@ -247,3 +247,40 @@ def test_masked_url_hides_a_password_in_the_url():
 ])
 def test_classification(code, transient):
     assert errors.XapiError(code).transient is transient
+
+
+def _pem():
+    """A self-signed certificate (PEM), made with the simulator's helper."""
+    import uuid
+    from poolmgr.simulator import tls as sim_tls
+    return sim_tls.HostCertificate("xs01", "127.0.0.1",
+                                   str(uuid.uuid4())).pem
+
+
+def test_verified_https_sessions_share_one_tls_context(tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(_pem())
+    first = xsession._make_transport("https://10.0.0.1/", 5.0, True,
+                                     str(ca_file))
+    second = xsession._make_transport("https://10.0.0.2/", 5.0, True,
+                                      str(ca_file))
+    assert first.context is second.context
+    unverified = xsession._make_transport("https://10.0.0.3/", 5.0, False,
+                                          None)
+    assert unverified.context is not first.context
+    assert not unverified.context.check_hostname
+
+
+def test_a_rewritten_ca_file_gets_a_new_tls_context(tmp_path):
+    import os
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(_pem())
+    before = xsession._make_transport("https://10.0.0.1/", 5.0, True,
+                                      str(ca_file)).context
+    ca_file.write_text(_pem())
+    stat = ca_file.stat()
+    os.utime(ca_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10 ** 9))
+    after = xsession._make_transport("https://10.0.0.1/", 5.0, True,
+                                     str(ca_file)).context
+    assert after is not before
+    assert after.cert_store_stats()["x509"] >= 1
