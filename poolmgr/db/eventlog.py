@@ -308,7 +308,8 @@ class _SQLText:
     def execute(self, prefix, parts, postfix=""):
         if not parts:
             return
-        # NOTE(size): as PyMySQL, at most about 1 MB per statement.
+        # NOTE(size): as PyMySQL's executemany, at most about 1 MB per
+        # statement (_MAX_STATEMENT characters, up to 4 bytes each).
         size, start = len(prefix) + len(postfix), 0
         for index, part in enumerate(parts):
             size += len(part) + 1
@@ -370,7 +371,7 @@ class _SQLText:
         return {row[0] for row in self.run(sql)}
 
 
-_MAX_STATEMENT = 1024000
+_MAX_STATEMENT = 1024000 // 4
 _TEXT_LOAD = "SELECT %s FROM %s WHERE id IN (%%s) ORDER BY id FOR UPDATE" % (
     ", ".join(_MIRROR_FIELDS), _AGGREGATES.name)
 _MIRROR_JSON = [c.name for c in _AGGREGATES.columns

@@ -620,3 +620,20 @@ def test_sql_text_and_core_paths_end_in_the_same_state(mysql_url, tmp_path):
         {m["metadata"]["message_id"] for m in messages})
     for table in on_mysql:
         assert on_mysql[table] == on_sqlite[table], table
+
+
+def test_a_long_batch_is_sent_in_several_statements(mysql_url, monkeypatch):
+    from poolmgr import events
+    from poolmgr.db import eventlog
+    monkeypatch.setattr(eventlog, "_MAX_STATEMENT", 300)
+    batch = [events.AggregateEvent(
+        message_id="long-%d" % n, event_type="aggregate.add_host.end",
+        publisher_id="nova-api:x", timestamp=T0.replace(microsecond=n),
+        kind=events.ADD_HOST, phase=events.END, versioned=False,
+        aggregate_id=100 + n % 7, host="h-%d" % n) for n in range(60)]
+    assert db_api.record_events(batch) == [db_api.APPLIED] * 60
+    assert len(db_api.list_notifications(limit=100)) == 60
+    assert db_api.notification_counts()[
+        ("aggregate.add_host.end", db_api.APPLIED)] == 60
+    assert sorted(db_api.get_aggregate(100)["hosts"]) == sorted(
+        "h-%d" % n for n in range(0, 60, 7))
