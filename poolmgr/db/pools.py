@@ -87,22 +87,30 @@ def list_due_pools(limit=100, now=None, waiting=False):
     return [row[0] for row in rows]
 
 
-def next_due_time(now=None):
+def next_due_time(now=None, later=False):
     """The earliest due time of a pool whose lease is free or expired.
 
     A leased pool is left out: its holder sets its next due time when it
-    releases the lease (and wakes its own scheduler).
+    releases the lease (and wakes its own scheduler). ``later``: only
+    pools due after ``now`` (the scheduler's next wake-up; the pools due
+    already were claimed, or wait for a thread or for their pass to end,
+    each of which wakes it).
     """
     now = now or _now()
     pools = _POOLS
-    statement = _statement("next_due_time", lambda: sa.select(
-        sa.func.min(pools.c.due_at)).where(
-        pools.c.due_at.is_not(None),
-        sa.or_(pools.c.lease_owner.is_(None),
-               pools.c.lease_expires_at < sa.bindparam(
-                   "b_now", type_=pools.c.due_at.type))))
+
+    def build():
+        stamp = sa.bindparam("b_now", type_=pools.c.due_at.type)
+        where = [pools.c.due_at.is_not(None),
+                 sa.or_(pools.c.lease_owner.is_(None),
+                        pools.c.lease_expires_at < stamp)]
+        if later:
+            where.append(pools.c.due_at > stamp)
+        return sa.select(sa.func.min(pools.c.due_at)).where(*where)
+
     with _reader_connection() as session:
-        return session.scalar(statement, {"b_now": now})
+        return session.scalar(_statement(("next_due_time", later), build),
+                              {"b_now": now})
 
 
 def list_members(aggregate_id):

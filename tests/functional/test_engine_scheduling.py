@@ -290,3 +290,37 @@ def test_a_thread_that_frees_with_nothing_due_does_not_wake_the_loop(
     assert list(executor.futures) == [1]
     executor.futures[1].set_result(status.PassResult(1, True))
     assert not wake.is_set()
+
+
+def test_a_pool_due_now_does_not_make_the_loop_miss_a_later_due_time(
+        mysql_url):
+    from poolmgr.engine import scheduler as scheduler_mod
+    conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
+    es.want(1, "due-now", ["h-1"])
+    es.want(2, "due-soon", ["h-2"])
+    db_api.mark_due(2, datetime.datetime.utcnow()
+                    + datetime.timedelta(seconds=0.5))
+    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                    stopping=threading.Event(),
+                                    wake=threading.Event())
+    # Pool 1 is due now and unclaimed (say its pass just released it and
+    # its thread is not back yet): the loop sleeps until pool 2 is due,
+    # not for the whole poll_interval.
+    assert 0.0 < sched._idle_time() <= 0.5
+
+
+def test_a_wake_up_keeps_the_hint_of_a_released_pool(mysql_url):
+    import time
+    from poolmgr.engine import scheduler as scheduler_mod
+    from poolmgr.engine import status
+    conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
+    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                    stopping=threading.Event(),
+                                    wake=threading.Event())
+    sched._hint_due(status.PassResult(1, False, pending="wait", due_in=0.3))
+    sched.wake()
+    stop = threading.Event()
+    started = time.monotonic()
+    sched._idle(stop)                # the wake-up: at once
+    sched._idle(stop)                # the hint: 0.3 s, not poll_interval
+    assert time.monotonic() - started < 5.0
