@@ -26,6 +26,7 @@ import XenAPI
 from poolmgr import utils
 from poolmgr.xenapi import errors
 from poolmgr.xenapi import tls
+from poolmgr.xenapi import wire
 
 LOG = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def swap_xapi_host(url, address):
     return urllib.parse.urlunsplit(parts._replace(netloc=new_netloc))
 
 
-class _TimeoutTransport(xmlrpc.client.Transport):
+class _TimeoutTransport(wire.FastParsing, xmlrpc.client.Transport):
     def __init__(self, timeout):
         super().__init__()
         self._timeout = timeout
@@ -80,7 +81,7 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         return conn
 
 
-class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
+class _TimeoutSafeTransport(wire.FastParsing, xmlrpc.client.SafeTransport):
     def __init__(self, timeout, context):
         super().__init__(context=context)
         self._timeout = timeout

@@ -16,6 +16,8 @@ import ssl
 import urllib.parse
 import xmlrpc.client
 
+from poolmgr.xenapi import wire
+
 
 _HEX = re.compile(r"^[0-9A-F]{64}$")
 
@@ -111,7 +113,7 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
             raise PinMismatch(",".join(sorted(self._pins)), presented)
 
 
-class PinnedTransport(xmlrpc.client.Transport):
+class PinnedTransport(wire.FastParsing, xmlrpc.client.Transport):
     """xmlrpc transport over PinnedHTTPSConnection, with a call timeout."""
 
     def __init__(self, pins, timeout):
