@@ -217,10 +217,13 @@ def measure(aggregates=100, hosts_per_pool=5, timeout=900,
                                     stderr=subprocess.STDOUT,
                                     env=dict(os.environ, PYTHONUNBUFFERED="1"),
                                     preexec_fn=_die_with_parent)
-            common.wait_for(lambda: b"listening on exchange" in
-                            (workdir / "poolmgr.log").read_bytes()
-                            or proc.poll() is not None, timeout=60,
-                            what="the daemon to listen")
+            # The build starts on a daemon that is up: its intake listens
+            # and its reconciler runs (imports done, threads started).
+            common.wait_for(lambda: all(
+                line in (workdir / "poolmgr.log").read_bytes()
+                for line in (b"listening on exchange", b"running with"))
+                or proc.poll() is not None, timeout=60,
+                what="the daemon to listen and its reconciler to run")
             if proc.poll() is not None:
                 raise RuntimeError(
                     (workdir / "poolmgr.log").read_text()[-2000:])
