@@ -481,7 +481,8 @@ _AWKWARD = ["it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline",
 
 
 @given(st.text(alphabet=st.sampled_from(list("ab%\\'\"\x00\n\r\x1a é"))))
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
 def test_sql_text_escapes_as_pymysql_does(value):
     from pymysql import converters
     from poolmgr.db import eventlog
