@@ -191,6 +191,7 @@ def _start_worker(conf, libraries):
         memory.defer(memory.PYMYSQL_DEFERRED)
     if MESSAGING in libraries:
         memory.defer(memory.MESSAGING_DEFERRED)
+        memory.without_eventlet()
     register_library_opts(conf, libraries)
 
 

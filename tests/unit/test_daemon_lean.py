@@ -155,3 +155,26 @@ def test_reconciler_imports_neither_messaging_nor_alembic():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_intake_runs_oslo_messaging_without_eventlet():
+    # NOTE(eventlet): oslo.messaging would import eventlet (oslo.service's
+    # default backend, futurist) though the intake runs on threads; the
+    # worker keeps it out (poolmgr.memory.without_eventlet) and a
+    # notification listener on RabbitMQ's driver still builds.
+    code = ("import sys; from poolmgr import service; "
+            "conf = service.build_conf(libraries=False); "
+            "service.IntakeService(0, conf); "
+            "import oslo_messaging; "
+            "from oslo_messaging._drivers import impl_rabbit; "
+            "from oslo_service import backend; "
+            "transport = oslo_messaging.get_notification_transport("
+            "conf, url='rabbit://u:p@127.0.0.1:1/'); "
+            "oslo_messaging.get_notification_listener(transport, "
+            "[oslo_messaging.Target(topic='t')], [object()], "
+            "executor='threading'); "
+            "print(sys.modules.get('eventlet'), 'greenlet' in sys.modules, "
+            "backend.get_backend_type().value)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.split() == ["None", "False", "threading"]
