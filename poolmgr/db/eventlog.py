@@ -7,8 +7,6 @@ import uuid
 
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
-from pymysql.constants import SERVER_STATUS as pymysql_status
-from pymysql import cursors as pymysql_cursors
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as sa_mysql
 
@@ -216,12 +214,14 @@ class _SQLText:
     """Multi-row INSERTs as SQL text on one PyMySQL connection."""
 
     def __init__(self, connection):
+        # NOTE(lazy): PyMySQL is only imported where it is the driver.
+        from pymysql.constants import SERVER_STATUS
         self.connection = connection
         dbapi = connection.connection.dbapi_connection
         self.escape = dbapi.escape
         self.quote_only = bool(
             dbapi.server_status
-            & pymysql_status.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
+            & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
 
     @staticmethod
     def usable(connection):
@@ -259,9 +259,10 @@ class _SQLText:
         key = (statement, keys, dialect.name, dialect.server_version_info)
         found = _TEMPLATES.get(key, False)
         if found is False:
+            from pymysql import cursors
             compiled = statement.compile(dialect=dialect,
                                          column_keys=list(keys))
-            match = pymysql_cursors.RE_INSERT_VALUES.match(str(compiled))
+            match = cursors.RE_INSERT_VALUES.match(str(compiled))
             names = list(compiled.positiontup or re.findall(
                 r"%\(([^)]+)\)s", match.group(2))) if match else []
             json_names = [c.name for c in statement.table.columns
