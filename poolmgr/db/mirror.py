@@ -10,7 +10,7 @@ from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
 
 from poolmgr.db import models
-from poolmgr.db.session import _core_rows
+from poolmgr.db.session import _rows, _statement
 from poolmgr.db.session import (
     NotFound, _writer, _reader, _now, _stamp, _row_dict)
 from poolmgr.db.states import POOL_CREATED, POOL_DISMISSED
@@ -252,7 +252,9 @@ _TEXT_POOL_REVIVE = "UPDATE pools SET state = %s WHERE aggregate_id IN (%s)"
 
 
 def get_aggregate(aggregate_id):
-    rows = _core_rows(models.Aggregate, models.Aggregate.id == aggregate_id)
+    table = models.Aggregate.__table__
+    rows = _rows(_statement("get_aggregate", lambda: sa.select(table).where(
+        table.c.id == sa.bindparam("b_id"))), {"b_id": aggregate_id})
     return rows[0] if rows else None
 
 

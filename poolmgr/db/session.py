@@ -246,17 +246,6 @@ def _rows(statement, params):
                 for row in connection.execute(statement, params)]
 
 
-def _core_rows(model, *where, order_by=()):
-    """Rows of ``model``'s table as the dicts ``_row_dict`` makes, read on
-    a Core connection (no ORM objects: see _writer_connection)."""
-    table = model.__table__
-    query = sa.select(table).where(*where)
-    if order_by:
-        query = query.order_by(*order_by)
-    with _reader_connection() as connection:
-        return [dict(row._mapping) for row in connection.execute(query)]
-
-
 def get_engine():
     return _context().writer.get_engine()
 
