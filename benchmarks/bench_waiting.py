@@ -33,6 +33,13 @@ def _conf():
     return conf
 
 
+def _stop(stop, thread, engine):
+    stop.set()
+    if thread is not None:
+        engine.stop()
+        thread.join(30)
+
+
 def measure(join_delay=JOIN_DELAY):
     sim = Simulator(hosts=2, port=0, password=PASSWORD, address_base=200,
                     join_delay=join_delay, eject_delay=1.0).start()
@@ -58,11 +65,12 @@ def measure(join_delay=JOIN_DELAY):
             done = time.time()
             window = [c for c in sim.call_log
                       if join.timestamp < c.timestamp <= done]
+            _stop(stop, thread, engine)
+            thread = None
     finally:
-        stop.set()
-        if thread is not None:
-            engine.stop()
-            thread.join(30)
+        # The engine stops before its database goes (it logged a
+        # traceback for every claim after the scratch database was gone).
+        _stop(stop, thread, engine if thread is not None else None)
         sim.stop()
     seconds = done - join.timestamp
     on_master = [c for c in window if c.host == master]
