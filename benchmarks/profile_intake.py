@@ -19,8 +19,6 @@ import sys
 import time
 import uuid
 
-import oslo_messaging
-from oslo_config import cfg
 
 import bench_intake
 import common
@@ -32,10 +30,7 @@ BATCH = 200
 
 def stream(count, rng):
     """Dispatcher-shaped messages: ctxt, publisher, type, payload, meta."""
-    transport = oslo_messaging.get_notification_transport(
-        cfg.ConfigOpts(), url="fake:/")
-    nova = fakenova.FakeNova(transport, first_id=rng.randint(1000, 10 ** 6))
-    nova._legacy = nova._versioned = _Sink()
+    nova = fakenova.FakeNova(None, first_id=rng.randint(1000, 10 ** 6))
     n = 0
     while len(nova.sent) < count:
         agg = nova.create_aggregate("prof-%04d" % n)
@@ -70,14 +65,6 @@ def _gc_timer():
             total[0] += time.perf_counter() - started[0]
     gc.callbacks.append(callback)
     return total
-
-
-class _Sink:
-    def prepare(self, **kwargs):
-        return self
-
-    def info(self, *args):
-        pass
 
 
 def main(argv=None):

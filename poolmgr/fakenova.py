@@ -24,11 +24,23 @@ class AggregateError(Exception):
     """What Nova's API would answer with a 4xx."""
 
 
+class _Discard:
+    """A notifier that publishes nothing."""
+
+    def prepare(self, **kwargs):
+        return self
+
+    def info(self, *args):
+        pass
+
+
 class FakeNova:
     """Nova's aggregate API over a real notification transport.
 
     ``formats`` mirrors nova.conf ``[notifications] notification_format``:
-    ``("versioned", "legacy")`` is ``both``.
+    ``("versioned", "legacy")`` is ``both``. ``transport`` None: nothing is
+    published, what would be is only recorded in ``sent`` (streams built
+    offline, by benchmarks and tests).
     """
 
     def __init__(self, transport, publisher_host="nova-api-host",
@@ -41,10 +53,14 @@ class FakeNova:
             raise ValueError("unknown formats %s" % sorted(unknown))
         self.formats = tuple(formats)
         self.publisher_host = publisher_host
-        self._legacy = oslo_messaging.Notifier(
-            transport, driver="messagingv2", topics=list(legacy_topics))
-        self._versioned = oslo_messaging.Notifier(
-            transport, driver="messagingv2", topics=list(versioned_topics))
+        if transport is None:
+            self._legacy = self._versioned = _Discard()
+        else:
+            self._legacy = oslo_messaging.Notifier(
+                transport, driver="messagingv2", topics=list(legacy_topics))
+            self._versioned = oslo_messaging.Notifier(
+                transport, driver="messagingv2",
+                topics=list(versioned_topics))
         self.aggregates = {}
         self._next_id = first_id
         self.sent = []  # (format, event_type, publisher_id, payload)

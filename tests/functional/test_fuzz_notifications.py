@@ -545,20 +545,9 @@ def _fakenova_stream(count, rng):
     """FakeNova's legacy + versioned stream as the dispatcher hands it."""
     import uuid
 
-    import oslo_messaging
-    from oslo_config import cfg
     from poolmgr import fakenova
 
-    class Sink:
-        def prepare(self, **kwargs):
-            return self
-
-        def info(self, *args):
-            pass
-    transport = oslo_messaging.get_notification_transport(
-        cfg.ConfigOpts(), url="fake:/")
-    nova = fakenova.FakeNova(transport, first_id=rng.randint(1000, 10 ** 6))
-    nova._legacy = nova._versioned = Sink()
+    nova = fakenova.FakeNova(None, first_id=rng.randint(1000, 10 ** 6))
     n = 0
     while len(nova.sent) < count:
         agg = nova.create_aggregate("eq-%04d" % n)
