@@ -13,7 +13,7 @@ from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
 from poolmgr.db.session import _reader_connection
 from poolmgr.db.session import _writer_connection, _statement, _where
-from poolmgr.db.session import _values, _plain, _rows
+from poolmgr.db.session import _values, _rows
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_ERROR)
@@ -38,18 +38,13 @@ def list_pools():
 
 def update_pool(aggregate_id, **fields):
     fields["updated_at"] = _now()
+    names = tuple(sorted(fields))
+    params = {"v_" + k: v for k, v in fields.items()}
+    params["b_aggregate_id"] = aggregate_id
     with _writer_connection() as session:
-        if not _plain(fields):
-            session.execute(sa.update(models.Pool).where(
-                models.Pool.aggregate_id == aggregate_id).values(**fields))
-            return
-        names = tuple(sorted(fields))
-        statement = _statement(("update_pool",) + names, lambda: sa.update(
+        session.execute(_statement(("update_pool",) + names, lambda: sa.update(
             _POOLS).where(*_where(_POOLS, "aggregate_id")).values(
-            _values(names)))
-        params = {"v_" + k: v for k, v in fields.items()}
-        params["b_aggregate_id"] = aggregate_id
-        session.execute(statement, params)
+            _values(names))), params)
 
 
 def mark_due(aggregate_id, when=None):
@@ -126,43 +121,35 @@ def list_all_members():
                 models.PoolMember.aggregate_id, models.PoolMember.id))]
 
 
+def _update_member(aggregate_id, host, now, fields):
+    """One UPDATE of the member's row; the number of rows it matched."""
+    names = tuple(sorted(set(fields) | {"updated_at"}))
+    params = {"v_" + k: v for k, v in fields.items()}
+    params.update(v_updated_at=now, b_aggregate_id=aggregate_id, b_host=host)
+    with _writer_connection() as connection:
+        return connection.execute(_statement(
+            ("upsert_member",) + names, lambda: sa.update(_MEMBERS).where(
+                *_where(_MEMBERS, "aggregate_id", "host")).values(
+                _values(names))), params).rowcount
+
+
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
 def upsert_member(aggregate_id, host, **fields):
     now = _now()
     # NOTE(one-statement): the row exists on nearly every call (the
-    # engine's steps); one UPDATE on a connection, and the INSERT (through
-    # the session) only when it did not.
-    with _writer_connection() as connection:
-        if _plain(fields):
-            names = tuple(sorted(set(fields) | {"updated_at"}))
-            params = {"v_" + k: v for k, v in fields.items()}
-            params.update(v_updated_at=now, b_aggregate_id=aggregate_id,
-                          b_host=host)
-            updated = connection.execute(_statement(
-                ("upsert_member",) + names, lambda: sa.update(_MEMBERS).where(
-                    *_where(_MEMBERS, "aggregate_id", "host")).values(
-                    _values(names))), params).rowcount
-        else:
-            updated = connection.execute(sa.update(models.PoolMember).where(
-                models.PoolMember.aggregate_id == aggregate_id,
-                models.PoolMember.host == host).values(
-                updated_at=now, **fields)).rowcount
-    if updated:
+    # engine's steps): one UPDATE, and the INSERT only when it did not.
+    if _update_member(aggregate_id, host, now, fields):
         return
     values = {"state": MEMBER_PENDING, "attempts": 0}
     values.update(fields)
     try:
         with _writer_connection() as connection:
-            connection.execute(models.PoolMember.__table__.insert().values(
+            connection.execute(_MEMBERS.insert().values(
                 aggregate_id=aggregate_id, host=host, created_at=now,
                 updated_at=now, **values))
     except db_exc.DBDuplicateEntry:
         # Inserted meanwhile (another engine, or the CLI): update it.
-        with _writer_connection() as connection:
-            connection.execute(sa.update(models.PoolMember).where(
-                models.PoolMember.aggregate_id == aggregate_id,
-                models.PoolMember.host == host).values(
-                updated_at=now, **fields))
+        _update_member(aggregate_id, host, now, fields)
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)

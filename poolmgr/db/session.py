@@ -232,13 +232,6 @@ def _values(names):
     return {name: sa.bindparam("v_" + name) for name in names}
 
 
-def _plain(fields):
-    """True when no value of ``fields`` is an SQL expression (those cannot
-    be bound parameters of a prebuilt statement)."""
-    return not any(isinstance(v, sa.sql.ClauseElement)
-                   for v in fields.values())
-
-
 def _rows(statement, params):
     """Rows of a (prebuilt) SELECT as dicts, on a Core connection."""
     with _reader_connection() as connection:
