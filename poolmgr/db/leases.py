@@ -6,7 +6,7 @@ from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
 
 from poolmgr.db import models
-from poolmgr.db.session import _now, _statement
+from poolmgr.db.session import _now, _statement, _at
 from poolmgr.db.session import _reader_connection as _reader
 from poolmgr.db.session import _writer_connection as _writer
 
@@ -48,20 +48,16 @@ def acquire_lease(aggregate_id, owner, lease_time, expected=None):
 _POOLS = models.Pool.__table__
 
 
-def _stamp(name):
-    return sa.bindparam(name, type_=_POOLS.c.lease_expires_at.type)
-
-
 def _acquire(expected=False):
     where = [_POOLS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
              sa.or_(_POOLS.c.lease_owner.is_(None),
-                    _POOLS.c.lease_expires_at < _stamp("b_now"),
+                    _POOLS.c.lease_expires_at < _at("b_now"),
                     _POOLS.c.lease_owner == sa.bindparam("b_owner"))]
     if expected:
         where.append(_POOLS.c.generation == sa.bindparam("b_generation"))
     return sa.update(_POOLS).where(*where).values(
         lease_owner=sa.bindparam("b_owner"),
-        lease_expires_at=_stamp("v_expires"),
+        lease_expires_at=_at("v_expires"),
         generation=_POOLS.c.generation + 1)
 
 
@@ -78,7 +74,7 @@ def renew_lease(aggregate_id, owner, generation, lease_time):
     with _writer() as session:
         result = session.execute(_statement("renew_lease", lambda: sa.update(
             _POOLS).where(*_held_by()).values(
-            lease_expires_at=_stamp("v_expires"))), {
+            lease_expires_at=_at("v_expires"))), {
             "b_aggregate_id": aggregate_id, "b_owner": owner,
             "b_generation": generation,
             "v_expires": now + datetime.timedelta(seconds=lease_time)})
@@ -113,19 +109,19 @@ def release_lease(aggregate_id, owner, generation, due_at=None,
 
     def build():
         values = {"lease_owner": None, "lease_expires_at": None,
-                  "updated_at": _stamp("v_now")}
+                  "updated_at": _at("v_now")}
         if kind == "keep":
             # NOTE(wake-up): decided in the UPDATE itself, so a
             # notification stored between a read and this write cannot be
             # lost either.
             values["due_at"] = sa.case(
                 (sa.and_(_POOLS.c.due_at.is_not(None),
-                         _POOLS.c.due_at > _stamp("v_since"),
-                         _POOLS.c.due_at < _stamp("v_due")),
+                         _POOLS.c.due_at > _at("v_since"),
+                         _POOLS.c.due_at < _at("v_due")),
                  _POOLS.c.due_at),
-                else_=_stamp("v_due"))
+                else_=_at("v_due"))
         elif kind == "set":
-            values["due_at"] = _stamp("v_due")
+            values["due_at"] = _at("v_due")
         return sa.update(_POOLS).where(*_held_by()).values(**values)
 
     params = {"b_aggregate_id": aggregate_id, "b_owner": owner,

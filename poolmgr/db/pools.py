@@ -13,7 +13,7 @@ from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
 from poolmgr.db.session import _reader_connection
 from poolmgr.db.session import _writer_connection, _statement, _where
-from poolmgr.db.session import _values, _rows
+from poolmgr.db.session import _values, _rows, _at
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_ERROR)
@@ -67,10 +67,9 @@ def list_due_pools(limit=100, now=None, waiting=False):
             columns += [pools.c.waiting.is_not(None), pools.c.generation]
         return sa.select(*columns).where(
             pools.c.due_at.is_not(None),
-            pools.c.due_at <= sa.bindparam("b_now", type_=pools.c.due_at.type),
+            pools.c.due_at <= _at("b_now"),
             sa.or_(pools.c.lease_owner.is_(None),
-                   pools.c.lease_expires_at < sa.bindparam(
-                       "b_now", type_=pools.c.due_at.type)),
+                   pools.c.lease_expires_at < _at("b_now")),
         ).order_by(pools.c.due_at).limit(sa.bindparam("b_limit"))
 
     with _reader_connection() as session:
@@ -95,7 +94,7 @@ def next_due_time(now=None, later=False):
     pools = _POOLS
 
     def build():
-        stamp = sa.bindparam("b_now", type_=pools.c.due_at.type)
+        stamp = _at("b_now")
         where = [pools.c.due_at.is_not(None),
                  sa.or_(pools.c.lease_owner.is_(None),
                         pools.c.lease_expires_at < stamp)]

@@ -227,6 +227,12 @@ def _where(table, *names):
     return [table.c[name] == sa.bindparam("b_" + name) for name in names]
 
 
+def _at(name):
+    """A bound parameter ``name`` holding a timestamp (the tables' type)."""
+    from poolmgr.db import models
+    return sa.bindparam(name, type_=models.Timestamp)
+
+
 def _values(names):
     """SET/VALUES of ``names`` as bound parameters ``:v_NAME``."""
     return {name: sa.bindparam("v_" + name) for name in names}
