@@ -2,7 +2,8 @@
 
 The pool is read on its master (the recorded master first; sessions follow
 HOST_IS_SLAVE to wherever the master went), every desired host that is not
-a member is read on its own xapi; the result is a ``planner.Observed``.
+a member is read on its own xapi (a pass stops at the first one it will
+join, NOTE(lazy)); the result is a ``planner.Observed``.
 """
 
 from poolmgr import computevm
@@ -11,13 +12,19 @@ import threading
 from poolmgr.db import api as db_api
 from poolmgr.engine import ownership
 from poolmgr import planner
+from poolmgr import preflight
 from poolmgr.xenapi import errors
 from poolmgr.xenapi import operations
 from poolmgr.xenapi import records
 
 
-def observe(ctx, desired, pool_row, members, record=True):
-    """A planner.Observed of the pool; sets ctx.master_session/inventory."""
+def observe(ctx, desired, pool_row, members, record=True, lazy=False):
+    """A planner.Observed of the pool; sets ctx.master_session/inventory.
+
+    ``lazy`` (a pass, not a dry run): the desired hosts that are not
+    members are read in the order the planner joins them, up to the first
+    one it will join (see _until_joinable); the dry run reads them all.
+    """
     inventory = db_api.get_hosts(set(desired.hosts) | set(members)
                                  | {pool_row["master"]} - {None})
     ctx.inventory = inventory
@@ -84,15 +91,20 @@ def observe(ctx, desired, pool_row, members, record=True):
         observed.hosts.setdefault(name, view)
     master_address = records.url_host(
         (inventory.get(recorded) or {}).get("xapi_url") or "") or None
-    # NOTE(batch): every standalone host of the pass is read first, then
-    # their ownership is checked in one go (three statements, not three
-    # per host).
-    views = ownership.check_standalones(desired, [
-        observe_one(ctx, name, inventory, record) for name in dict.fromkeys(
-            desired.hosts)
-        if name not in observed.hosts
-        and (members.get(name) or {}).get("state") != db_api.MEMBER_ERROR],
-        ownership.known_uuids(inventory))
+    pending = [name for name in dict.fromkeys(desired.hosts)
+               if name not in observed.hosts
+               and (members.get(name) or {}).get("state")
+               != db_api.MEMBER_ERROR]
+    if lazy and observed.pool is not None:
+        views = _until_joinable(ctx, desired, observed.pool, pending,
+                                inventory, record)
+    else:
+        # NOTE(batch): every standalone host of the pass is read first,
+        # then their ownership is checked in one go (three statements, not
+        # three per host).
+        views = ownership.check_standalones(desired, [
+            observe_one(ctx, name, inventory, record) for name in pending],
+            ownership.known_uuids(inventory))
     for view in views:
         name = view.name
         if view.status == planner.OTHER_POOL and observed.pool is None \
@@ -110,6 +122,35 @@ def observe(ctx, desired, pool_row, members, record=True):
         observed.hosts[name] = view
     return computevm.annotate(observed, inventory,
                               ctx.conf.xenserver.eject_compute_vm)
+
+
+def _until_joinable(ctx, desired, pool, pending, inventory, record):
+    """The views of ``pending`` hosts, read one after another up to the
+    first that the planner will join now.
+
+    NOTE(lazy): a pass ends at its first join (passes.CONTINUE_AFTER), and
+    the planner joins the desired hosts in their order: a host behind the
+    one joined now is not acted on in this pass, so reading it (once per
+    pass: up to 15 reads a join in a 16-host build-out, each pass reading
+    every host still waiting for its turn) told nothing the next pass would
+    not read again. A host before it is read and planned as before: one
+    that is unreachable, owned elsewhere, fails pre-flight or has a compute
+    VM to stop first keeps the reading going. The stop mirrors
+    planner.plan_pool_changes: standalone, no registered compute VM, no
+    pre-flight failure.
+    """
+    force = ctx.conf.xenserver.use_join_force
+    views = []
+    for name in pending:
+        view, = ownership.check_standalones(
+            desired, [observe_one(ctx, name, inventory, record)],
+            ownership.known_uuids(inventory))
+        views.append(view)
+        if view.status == planner.STANDALONE and \
+                not (inventory.get(name) or {}).get("compute_vm_uuid") and \
+                not preflight.check_join(view.snapshot, pool, force=force):
+            break
+    return views
 
 
 def read_master(ctx, session):

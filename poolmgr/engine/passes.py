@@ -97,7 +97,8 @@ def _act(ctx, pool_row):
         db_api.add_members(ctx.aggregate_id, new)
         for host in new:
             members[host] = {"state": db_api.MEMBER_PENDING, "attempts": 0}
-    observed = observe.observe(ctx, desired, pool_row, members)
+    observed = observe.observe(ctx, desired, pool_row, members,
+                               lazy=True)
     steps = planner.plan_pool_changes(
         desired, observed, members, force=ctx.conf.xenserver.use_join_force)
     observe.record_observation(ctx, desired, pool_row, observed, steps)

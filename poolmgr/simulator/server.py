@@ -21,6 +21,7 @@ import xmlrpc.client
 
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator import tls
+from poolmgr.simulator import wire
 
 LOG = logging.getLogger(__name__)
 
@@ -127,9 +128,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except DropConnection:
             self._drop()
             return
-        response = xmlrpc.client.dumps((result,), methodresponse=True,
-                                       allow_none=True).encode()
-        self._reply(200, response, "text/xml")
+        self._reply(200, wire.dumps_response(result), "text/xml")
 
     def _jsonrpc(self, endpoint, body):
         # NOTE(§1): JSON-RPC v1 and v2; errors as [code, params...] (v1) or

@@ -94,6 +94,27 @@ def test_host_with_running_vm_refused_without_join_while_others_join(sim,
         "JOINING_HOST_CANNOT_HAVE_RUNNING_VMS"
 
 
+def test_a_host_waiting_for_its_turn_is_not_read_at_every_pass(sim, conf):
+    # NOTE(lazy) in engine/observe.py: a pass reads the desired hosts that
+    # are not members in join order up to the one it joins; the others are
+    # read once their turn comes (each pass used to read all of them: up
+    # to 15 reads a join in a 16-host build-out).
+    s = sim(4)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    assert es.until_settled(es.engine(conf), 1).converged
+    assert {m["state"] for m in es.members(1).values()} == {"active"}
+    for before, host in ((s.hosts[1], s.hosts[2]), (s.hosts[2], s.hosts[3])):
+        turn = es.calls(s, "pool.join", before)[0].timestamp
+        joined = es.calls(s, "pool.join", host)[0].timestamp
+        reads = [c for c in s.calls(host=host)
+                 if c.timestamp < joined and c.method == "event.from"]
+        assert reads, "%s was joined unread" % host["name_label"]
+        assert all(c.timestamp > turn for c in reads), (
+            "%s was read before %s had joined" % (host["name_label"],
+                                                 before["name_label"]))
+
+
 def test_unplugged_pbd_is_replugged_and_readiness_returns(sim, conf):
     s = sim(2)
     names = es.register(s)
