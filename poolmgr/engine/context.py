@@ -73,6 +73,7 @@ class PassContext:
     inventory: dict = dataclasses.field(default_factory=dict)
     steps_executed: int = 0
     last_renew: float = 0.0
+    stepped_at: float = None     # monotonic: the last xapi mutation returned
     pool_error: tuple = None
     pool_row: dict = None
     feeds: object = None         # observe.FeedCache: event.from per pool

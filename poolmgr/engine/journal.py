@@ -8,6 +8,8 @@ and ``succeeded`` / ``failed`` / ``abandoned`` after it; a row left
 which judges the step's effect by observing xapi, never by the row.
 """
 
+import time
+
 from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
@@ -23,6 +25,7 @@ def mutate(ctx, kind, step, call):
     op_id = start(ctx, kind, step)
     try:
         result = call()
+        ctx.stepped_at = time.monotonic()
     except errors.XapiError as exc:
         if not finish(ctx, op_id, db_api.OP_FAILED, exc.code, exc.params,
                       kind=kind):

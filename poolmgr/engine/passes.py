@@ -78,7 +78,8 @@ def run_pass(ctx):
         return _act(ctx, pool_row)
     except waits.Waiting as waiting:
         waits.record(ctx, waiting, entry)
-        return _pending(ctx, WAIT, waits.first_look_in(ctx.conf, waiting))
+        return _pending(ctx, WAIT, waits.first_look_in(
+            ctx.conf, waiting, since=ctx.stepped_at))
     except errors.XapiError as exc:
         return _failed(ctx, exc)
 

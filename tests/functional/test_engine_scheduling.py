@@ -10,6 +10,7 @@ nothing reliable any more.
 import contextlib
 import datetime
 import threading
+import time
 
 import pytest
 import XenAPI
@@ -101,6 +102,33 @@ def test_a_join_is_first_looked_at_after_wait_poll_interval(sim,
     assert db_api.get_pool(1)["waiting"]["kind"] == "wait_member"
     left = seconds_until_due(1)
     assert 0.5 < left <= 1.0, left
+
+
+def test_the_first_look_is_counted_from_the_join_not_the_pass_end(
+        sim, monkeypatch):
+    """NOTE(since) in engine/waits.py: what the pass writes after
+    pool.join returned (the journal, the wait) does not push the first look
+    later."""
+    s = sim(2, join_delay=3.0)
+    es.want(1, "pool-a", es.register(s))
+    engine = es.engine(es.make_conf(wait_poll_interval=1.0))
+    real_update = db_api.update_pool
+
+    def slow_wait_record(aggregate_id, **fields):
+        if fields.get("waiting"):
+            # A busy database between the join and the end of the pass.
+            time.sleep(0.6)
+        return real_update(aggregate_id, **fields)
+
+    monkeypatch.setattr(db_api, "update_pool", slow_wait_record)
+    passes_until(engine, 1, "wait")
+    join = es.journal(1, kind="join")[-1]
+    due = db_api.get_pool(1)["due_at"]
+    # The call returned before its row was finished: the look is due at
+    # most wait_poll_interval after that, never 0.6 s more.
+    assert due <= join["finished_at"] + datetime.timedelta(seconds=1.05), (
+        due - join["finished_at"])
+    assert due >= join["started_at"] + datetime.timedelta(seconds=0.9)
 
 
 def test_transient_error_backs_off_without_holding_the_lease(sim):
