@@ -5,10 +5,15 @@ in-process. The rule is poolmgr/engine/ownership.py's: a xapi pool belongs
 to the managed aggregate with the lowest id among those that contest it.
 """
 
+import threading
+import time
+
 import pytest
+import sqlalchemy as sa
 import XenAPI
 
 from poolmgr.db import api as db_api
+from poolmgr.db import session as db_session
 from poolmgr.engine import ownership
 from tests.functional import engine_support as es
 
@@ -226,3 +231,51 @@ def test_overlap_through_the_daemon_over_five_resyncs(sim, bus,
     assert not [o for o in es.journal(agg1)
                 if o["kind"] == "set_name_label"][1:]
     assert es.calls(s, "pool.join", s.hosts[2]) == []
+
+
+def _innodb_deadlocks(connection):
+    return int(connection.execute(sa.text(
+        "SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")).fetchone()[1])
+
+
+def test_two_pools_recorded_at_once_do_not_deadlock(mysql_url):
+    # NOTE(gap-lock) in db/pools.py: claim_pool_uuid used to let go of the
+    # new uuid with an UPDATE matching no row, which locks the unique
+    # index's gap; a second first pass doing the same held that gap too,
+    # and each waited for the other's: a deadlock, retried a second later.
+    for aggregate_id in (1, 2):
+        db_api.put_aggregate(aggregate_id, "pool-%d" % aggregate_id, [],
+                             {"hypervisor_pool": "true"})
+    engine = db_session.get_engine()
+    with engine.connect() as probe:
+        before = _innodb_deadlocks(probe)
+    other = engine.connect()
+    done = {}
+    try:
+        # Another transaction, the old way, recording pool 2's new uuid:
+        # the range UPDATE first (its gap lock held until commit).
+        other.execute(sa.text(
+            "UPDATE pools SET pool_uuid = NULL WHERE pool_uuid = 'uuid-b' "
+            "AND aggregate_id != 2"))
+
+        def claim():
+            try:
+                db_api.claim_pool_uuid(1, "uuid-a")
+                done["ok"] = True
+            except Exception as exc:  # noqa: BLE001 - reported below
+                done["error"] = exc
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        time.sleep(0.3)
+        other.execute(sa.text(
+            "UPDATE pools SET pool_uuid = 'uuid-b' WHERE aggregate_id = 2"))
+        other.commit()
+        thread.join(timeout=30)
+    finally:
+        other.close()
+    assert done == {"ok": True}
+    with engine.connect() as probe:
+        assert _innodb_deadlocks(probe) == before
+    assert db_api.get_pool(1)["pool_uuid"] == "uuid-a"
+    assert db_api.get_pool(2)["pool_uuid"] == "uuid-b"
