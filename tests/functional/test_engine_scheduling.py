@@ -352,3 +352,44 @@ def test_a_wake_up_keeps_the_hint_of_a_released_pool(mysql_url):
     sched._idle(stop)                # the wake-up: at once
     sched._idle(stop)                # the hint: 0.3 s, not poll_interval
     assert time.monotonic() - started < 5.0
+
+
+def test_a_pool_due_between_the_claim_and_the_sleep_is_claimed_at_once(
+        mysql_url):
+    # NOTE(between) in engine/scheduler.py: the loop used to sleep until the
+    # first pool due after *now*, so a pool that fell due after the claim
+    # listed the due pools waited for the next poll.
+    from poolmgr.engine import scheduler as scheduler_mod
+    conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
+    es.want(1, "pool-1", ["h-1"])
+    db_api.mark_due(1, datetime.datetime.utcnow()
+                    + datetime.timedelta(seconds=0.3))
+    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                    stopping=threading.Event(),
+                                    wake=threading.Event())
+    executor = _HeldExecutor()
+    sched._claim(executor, conf.reconciler.threads)
+    assert executor.futures == {}           # not due yet
+    time.sleep(0.4)                         # due now, before the loop sleeps
+    assert sched._idle_time() == 0.0
+
+
+def test_a_pool_due_at_the_claim_but_in_flight_does_not_spin_the_loop(
+        mysql_url):
+    # NOTE(spin): a pool the claim saw due but left alone (its pass had
+    # released it, its thread was not back) wakes the loop when its thread
+    # is; until then the loop sleeps.
+    from poolmgr.engine import scheduler as scheduler_mod
+    conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
+    es.want(1, "pool-1", ["h-1"])
+    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                    stopping=threading.Event(),
+                                    wake=threading.Event())
+    executor = _HeldExecutor()
+    sched._claim(executor, conf.reconciler.threads)
+    assert list(executor.futures) == [1]
+    generation = db_api.get_pool(1)["generation"]
+    assert db_api.release_lease(1, "me", generation,
+                                due_at=datetime.datetime.utcnow())
+    sched._claim(executor, conf.reconciler.threads)     # 1 is in flight
+    assert sched._idle_time() > 1.0
