@@ -17,6 +17,7 @@ and on hand-made edge cases.
 """
 
 import base64
+import sys
 import xml.etree.ElementTree as ElementTree
 import xmlrpc.client
 
@@ -25,21 +26,36 @@ class _Unknown(Exception):
     """Something the fast walk does not decode: xmlrpc.client decides."""
 
 
+# NOTE(intern): the engine keeps every pool's records (engine.observe's
+# feeds) for the life of the daemon. Field names, refs, uuids and the few
+# values xapi repeats ("", "true", "OpaqueRef:NULL") came out of the parser
+# as a new string each time: interning the struct keys and the strings of
+# up to 64 characters took a 5-host pool's feed from 86 to 31 KB
+# (tracemalloc) and the reconciler's peak in the 100 x 5 build-out from
+# 69.4 to 65.3 MB. Longer strings (descriptions, certificates) are kept
+# as they come.
+_intern = sys.intern
+
+
+def _short(text):
+    return _intern(text) if len(text) <= 64 else text
+
+
 def _value(element):
     """The Python value of a ``<value>`` element."""
     if not len(element):
-        return element.text or ""
+        return _short(element.text or "")
     typed = element[0]
     tag = typed.tag
     if tag == "string":
-        return typed.text or ""
+        return _short(typed.text or "")
     if tag == "struct":
         result = {}
         for member in typed:
             if member.tag != "member" or len(member) != 2 or \
                     member[0].tag != "name" or member[1].tag != "value":
                 raise _Unknown(member.tag)
-            result[member[0].text or ""] = _value(member[1])
+            result[_intern(member[0].text or "")] = _value(member[1])
         return result
     if tag == "array":
         if len(typed) != 1 or typed[0].tag != "data":
