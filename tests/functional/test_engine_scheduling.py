@@ -16,6 +16,8 @@ import pytest
 import XenAPI
 
 from poolmgr.db import api as db_api
+from poolmgr.engine import scheduler as scheduler_mod
+from poolmgr.engine import status
 from tests.functional import engine_support as es
 
 
@@ -244,7 +246,6 @@ def test_a_look_never_long_polls_past_its_lease(sim, caplog):
     """wait_long_poll longer than the lease: each look waits on the master
     for at most half of what is left of the lease (a look that outlasted it
     let another engine take the pool mid-look), and the pool converges."""
-    import time
 
     from poolmgr.engine import context
 
@@ -268,6 +269,13 @@ def test_a_look_never_long_polls_past_its_lease(sim, caplog):
     assert len(es.calls(s, "pool.join")) == 1
 
 
+def bare_scheduler(conf, wake=None):
+    """A scheduler whose loop is not running: the test calls its parts."""
+    return scheduler_mod.Scheduler(conf, "me", sessions=None,
+                                   stopping=threading.Event(),
+                                   wake=wake or threading.Event())
+
+
 class _HeldExecutor:
     """An executor whose work never runs: the test finishes each future."""
 
@@ -282,14 +290,11 @@ class _HeldExecutor:
 
 
 def test_a_thread_that_frees_while_due_pools_wait_wakes_the_loop(mysql_url):
-    from poolmgr.engine import scheduler as scheduler_mod
-    from poolmgr.engine import status
     conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
     for n in range(5):
         es.want(n + 1, "pool-%d" % n, ["h-%d" % n])
     wake = threading.Event()
-    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
-                                    stopping=threading.Event(), wake=wake)
+    sched = bare_scheduler(conf, wake)
     executor = _HeldExecutor()
     sched._claim(executor, conf.reconciler.threads)
     first, second = sorted(executor.futures)
@@ -306,13 +311,10 @@ def test_a_thread_that_frees_while_due_pools_wait_wakes_the_loop(mysql_url):
 
 def test_a_thread_that_frees_with_nothing_due_does_not_wake_the_loop(
         mysql_url):
-    from poolmgr.engine import scheduler as scheduler_mod
-    from poolmgr.engine import status
     conf = es.make_conf(threads=4, wait_threads=1, poll_interval=30.0)
     es.want(1, "pool-1", ["h-1"])
     wake = threading.Event()
-    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
-                                    stopping=threading.Event(), wake=wake)
+    sched = bare_scheduler(conf, wake)
     executor = _HeldExecutor()
     sched._claim(executor, conf.reconciler.threads)
     assert list(executor.futures) == [1]
@@ -322,15 +324,12 @@ def test_a_thread_that_frees_with_nothing_due_does_not_wake_the_loop(
 
 def test_a_pool_due_now_does_not_make_the_loop_miss_a_later_due_time(
         mysql_url):
-    from poolmgr.engine import scheduler as scheduler_mod
     conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
     es.want(1, "due-now", ["h-1"])
     es.want(2, "due-soon", ["h-2"])
     db_api.mark_due(2, datetime.datetime.utcnow()
                     + datetime.timedelta(seconds=0.5))
-    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
-                                    stopping=threading.Event(),
-                                    wake=threading.Event())
+    sched = bare_scheduler(conf)
     # Pool 1 is due now and unclaimed (say its pass just released it and
     # its thread is not back yet): the loop sleeps until pool 2 is due,
     # not for the whole poll_interval.
@@ -338,13 +337,8 @@ def test_a_pool_due_now_does_not_make_the_loop_miss_a_later_due_time(
 
 
 def test_a_wake_up_keeps_the_hint_of_a_released_pool(mysql_url):
-    import time
-    from poolmgr.engine import scheduler as scheduler_mod
-    from poolmgr.engine import status
     conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
-    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
-                                    stopping=threading.Event(),
-                                    wake=threading.Event())
+    sched = bare_scheduler(conf)
     sched._hint_due(status.PassResult(1, False, pending="wait", due_in=0.3))
     sched.wake()
     stop = threading.Event()
@@ -359,14 +353,11 @@ def test_a_pool_due_between_the_claim_and_the_sleep_is_claimed_at_once(
     # NOTE(between) in engine/scheduler.py: the loop used to sleep until the
     # first pool due after *now*, so a pool that fell due after the claim
     # listed the due pools waited for the next poll.
-    from poolmgr.engine import scheduler as scheduler_mod
     conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
     es.want(1, "pool-1", ["h-1"])
     db_api.mark_due(1, datetime.datetime.utcnow()
                     + datetime.timedelta(seconds=0.3))
-    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
-                                    stopping=threading.Event(),
-                                    wake=threading.Event())
+    sched = bare_scheduler(conf)
     executor = _HeldExecutor()
     sched._claim(executor, conf.reconciler.threads)
     assert executor.futures == {}           # not due yet
@@ -379,12 +370,9 @@ def test_a_pool_due_at_the_claim_but_in_flight_does_not_spin_the_loop(
     # NOTE(spin): a pool the claim saw due but left alone (its pass had
     # released it, its thread was not back) wakes the loop when its thread
     # is; until then the loop sleeps.
-    from poolmgr.engine import scheduler as scheduler_mod
     conf = es.make_conf(threads=2, wait_threads=1, poll_interval=30.0)
     es.want(1, "pool-1", ["h-1"])
-    sched = scheduler_mod.Scheduler(conf, "me", sessions=None,
-                                    stopping=threading.Event(),
-                                    wake=threading.Event())
+    sched = bare_scheduler(conf)
     executor = _HeldExecutor()
     sched._claim(executor, conf.reconciler.threads)
     assert list(executor.futures) == [1]
