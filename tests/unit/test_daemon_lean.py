@@ -29,6 +29,11 @@ from poolmgr.cmd import daemon
 def run(self):
     heavy = sorted(m for m in {heavy!r} if m in sys.modules)
     print("HEAVY", heavy)
+    from poolmgr import memory
+    print("STANDING", memory.deferred())
+    print("OPENSSL", sorted(
+        line.split("/")[-1].split(".")[0] for line in open("/proc/self/maps")
+        if "libssl" in line or "libcrypto" in line))
     print("SERVICES", sorted(c.service.name
                              for c in self._services.values()))
 
@@ -57,6 +62,11 @@ def test_master_imports_no_library_a_worker_needs(tmp_path):
     result = _master(path)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
+    # NOTE(master-tls): nothing on the master's way to sm.run reads ssl or
+    # xmlrpc.client, so OpenSSL is not mapped into it.
+    assert "STANDING ['rfc3986', 'ssl', 'stevedore', 'xmlrpc.client']" \
+        in result.stdout
+    assert "OPENSSL []" in result.stdout
     assert "'nova-sync'" in result.stdout
     assert "'intake'" in result.stdout and "'reconciler'" in result.stdout
 

@@ -54,7 +54,29 @@ def test_the_master_defers_what_oslo_config_imports_unused():
         print(types.URI()("http://example.com/").startswith("http"),
               memory.deferred())
     """)
-    assert out == ["['rfc3986',", "'stevedore']", "True", "['stevedore']"]
+    assert out == ["['rfc3986',", "'ssl',", "'stevedore',", "'xmlrpc.client']",
+                   "True", "['ssl',", "'stevedore',", "'xmlrpc.client']"]
+
+
+def test_the_master_defers_openssl_until_a_worker_reads_ssl():
+    out = _run("""
+        import sys
+        from poolmgr.cmd import daemon
+        from poolmgr import memory
+        from oslo_serialization import jsonutils
+        import http.client
+        def mapped():
+            return any("libcrypto" in line for line in open("/proc/self/maps"))
+        print(mapped(), memory.deferred())
+        # what oslo.log's jsonutils and http.client read, at their first use
+        when = jsonutils.to_primitive(
+            sys.modules["xmlrpc.client"].DateTime("20261201T00:00:00"))
+        print(when, http.client.HTTPSConnection("example.org").port,
+              mapped(), memory.deferred())
+    """)
+    assert out == ["False", "['rfc3986',", "'ssl',", "'stevedore',",
+                   "'xmlrpc.client']", "2026-12-01T00:00:00.000000", "443",
+                   "True", "['rfc3986',", "'stevedore']"]
 
 
 def test_a_worker_defers_cryptography_until_pymysql_needs_it():
