@@ -81,10 +81,13 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
             "; ".join(problems))
     if observed.pool is not None:
         _map_members(observed, desired, members, inventory, record)
-        if ctx.feeds is not None:
-            for view in observed.hosts.values():
-                if view.url:
+        for view in observed.hosts.values():
+            if view.url:
+                # A member is read on the master: what followed it on its
+                # own goes (NOTE(joined) in xenapi.session).
+                if ctx.feeds is not None:
                     ctx.feeds.drop(standalone_key(view.url))
+                ctx.sessions.drop(view.url, follow_master=False)
     if not desired.managed:
         return observed
     for name, view in contested.items():

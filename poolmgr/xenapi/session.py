@@ -285,6 +285,18 @@ class XapiSession:
                 type(exc).__name__ + (": %s" % exc if str(exc) else ""),
                 method=method, url=self.masked_url) from None
 
+    def close(self):
+        """Forget the login and close the connection, without a logout call.
+
+        For a host that joined a pool: its xapi restarted as a slave, and
+        the session went with its database (xapi.md §2.1, step 11).
+        """
+        with self._lock:
+            client, self._xapi = self._xapi, None
+        transport = getattr(client, "transport", None)
+        if transport is not None:
+            transport.close()
+
     def logout(self):
         with self._lock:
             client, self._xapi = self._xapi, None
@@ -318,6 +330,26 @@ class SessionCache:
                     pin_lookup=self._pin_lookup)
                 self._sessions[key] = session
             return session
+
+    def drop(self, url, follow_master=False):
+        """Forget one session (closed, no logout); True when one was kept.
+
+        NOTE(joined): the engine reads a standalone host, and joins it,
+        through its own (url, follow_master=False) session; once the host
+        is a member, the pool is read on its master and that session only
+        holds a socket and its objects (at 500 hosts: 400 of them).
+        """
+        with self._lock:
+            session = self._sessions.pop((url, follow_master), None)
+        if session is None:
+            return False
+        session.close()
+        return True
+
+    def keys(self):
+        """The (url, follow_master) of every session kept."""
+        with self._lock:
+            return sorted(self._sessions)
 
     def fresh(self, url, follow_master=False, timeout=None):
         """An uncached session (for short probes with their own timeout)."""

@@ -296,3 +296,19 @@ def test_host_refusing_our_credentials_shows_the_code_and_others_join(
     assert members["cmp-x"]["error_code"] == "SESSION_AUTHENTICATION_FAILED"
     assert "another-password" not in str(members["cmp-x"]["error_params"])
     assert elsewhere.calls("pool.join") == []
+
+
+def test_a_joined_host_keeps_no_session_of_its_own(sim, conf):
+    # NOTE(joined): each joiner was read and joined through its own
+    # session; once it is a member only the master's is kept (at 500 hosts
+    # 400 sockets and their objects fewer).
+    s = sim(3)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    engine = es.engine(conf)
+    assert engine.reconcile_pool(1).converged
+    assert engine.sessions.keys() == [(s.hosts[0]["url"], True)]
+    # The pool is still read (and a removal still ejects) through it.
+    es.want(1, "pool-a", ["cmp-1", "cmp-3"])
+    assert engine.reconcile_pool(1).converged
+    assert len(es.calls(s, "pool.eject", s.hosts[0])) == 1
