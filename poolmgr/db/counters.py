@@ -1,10 +1,11 @@
 """Counters: monotonic totals that retention never reaches."""
 
 
+import functools
+
 from oslo_db import api as oslo_db_api
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as sa_mysql
-from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from poolmgr.db import models
 from poolmgr.db.session import _writer, _reader, _clip
@@ -51,7 +52,7 @@ def _bump(session, counts, text=None):
     if dialect in ("mysql", "mariadb"):
         session.execute(_MYSQL_BUMP, rows)
     elif dialect == "sqlite":
-        session.execute(_SQLITE_BUMP, rows)
+        session.execute(_sqlite_bump(), rows)
     else:
         table = models.Counter.__table__
         for row in rows:
@@ -65,19 +66,27 @@ def _bump(session, counts, text=None):
                     value=table.c.value + row["value"]))
 
 
-def _upserts():
+def _mysql_bump():
     table = models.Counter.__table__
     mysql = sa_mysql.insert(table)
-    mysql = mysql.on_duplicate_key_update(
+    return mysql.on_duplicate_key_update(
         value=table.c.value + mysql.inserted.value)
+
+
+_MYSQL_BUMP = _mysql_bump()
+
+
+@functools.lru_cache(maxsize=None)
+def _sqlite_bump():
+    # NOTE(sqlite-dialect): imported on SQLite's first use only (the demo
+    # and unit tests): a daemon on MySQL does not map SQLAlchemy's SQLite
+    # dialect package (0.7 MB in each of its workers).
+    from sqlalchemy.dialects import sqlite as sa_sqlite
+    table = models.Counter.__table__
     sqlite = sa_sqlite.insert(table)
-    sqlite = sqlite.on_conflict_do_update(
+    return sqlite.on_conflict_do_update(
         index_elements=[table.c.name],
         set_={"value": table.c.value + sqlite.excluded.value})
-    return mysql, sqlite
-
-
-_MYSQL_BUMP, _SQLITE_BUMP = _upserts()
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)

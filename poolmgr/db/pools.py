@@ -7,7 +7,6 @@ from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as sa_mysql
-from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from poolmgr.db import models
 from poolmgr.db.session import NotFound, _writer, _reader, _now, _row_dict
@@ -168,6 +167,8 @@ def add_members(aggregate_id, hosts):
             insert = sa_mysql.insert(_MEMBERS)
             statement = insert.on_duplicate_key_update(id=_MEMBERS.c.id)
         elif dialect == "sqlite":
+            # NOTE(sqlite-dialect) in poolmgr.db.counters.
+            from sqlalchemy.dialects import sqlite as sa_sqlite
             statement = sa_sqlite.insert(_MEMBERS).on_conflict_do_nothing(
                 index_elements=["aggregate_id", "host"])
         else:

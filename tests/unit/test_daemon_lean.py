@@ -153,7 +153,8 @@ def test_reconciler_imports_neither_messaging_nor_alembic():
     # NOTE(lean): importing the engine and PyMySQL (its dialect loaded, as
     # at the first connection) must not bring oslo.messaging/eventlet,
     # keystoneauth1, alembic, nor cryptography's bindings (deferred until
-    # a caching_sha2_password RSA exchange, poolmgr.memory).
+    # a caching_sha2_password RSA exchange, poolmgr.memory), nor
+    # SQLAlchemy's SQLite dialect (NOTE(sqlite-dialect)).
     code = ("import sys; from poolmgr import service; "
             "conf = service.build_conf(libraries=False); "
             "service.ReconcilerService(0, conf); "
@@ -161,7 +162,8 @@ def test_reconciler_imports_neither_messaging_nor_alembic():
             "sqlalchemy.create_engine('mysql+pymysql://u@h/db'); "
             "print(sorted(m for m in ('oslo_messaging', 'eventlet', "
             "'keystoneauth1', 'requests', 'alembic', %r, "
-            "'openstack') if m in sys.modules))" % _RUST)
+            "'openstack', 'sqlalchemy.dialects.sqlite') "
+            "if m in sys.modules))" % _RUST)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert out.strip() == "[]"
