@@ -24,6 +24,7 @@ rabbit driver), in that worker only.
 
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -50,6 +51,34 @@ MESSAGING_DEFERRED = ("psutil", "yappi")
 
 _LOCK = threading.RLock()
 _HOOKED = False
+
+# NOTE(arenas): glibc gives each thread that allocates an arena of its own,
+# up to eight per core, and keeps what is freed in it for that thread. The
+# workers' threads allocate under the GIL, one at a time, so those arenas
+# buy no concurrency; they only keep freed memory apart. Two arenas took
+# the 100 x 5 build-out's peak (three runs each, same window) from
+# 151.7-152.5 to 149.6-150.3 MB, the build as fast. M_ARENA_MAX is
+# mallopt's parameter -8 (malloc.h).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas=MALLOC_ARENAS):
+    """Cap glibc's malloc arenas for the threads this process starts;
+    True when set. An operator's MALLOC_ARENA_MAX (read by glibc at start)
+    is left as it is, as is a libc other than glibc."""
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (ValueError, OSError):
+        glibc = False
+    if "MALLOC_ARENA_MAX" in os.environ or not glibc:
+        return False
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
+    except (OSError, AttributeError):
+        return False
 
 
 def without_eventlet():

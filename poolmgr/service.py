@@ -186,7 +186,9 @@ def _broker_errors():
 def _start_worker(conf, libraries):
     """What each worker does first, in its own process (after the fork):
     register the options of the libraries it uses, and keep out what they
-    would import but it does not use (poolmgr.memory)."""
+    would import but it does not use (poolmgr.memory), and cap its
+    malloc arenas (NOTE(arenas)) before it starts a thread."""
+    memory.limit_malloc_arenas()
     if DATABASE in libraries:
         memory.defer(memory.PYMYSQL_DEFERRED)
     if MESSAGING in libraries:

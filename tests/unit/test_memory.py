@@ -163,3 +163,74 @@ def test_threads_reading_a_stand_in_at_once_import_it_once(tmp_path):
         print(seen == [42] * 16, builtins.slow_mod_runs, memory.deferred())
     """ % str(tmp_path))
     assert out == ["True", "1", "[]"]
+
+
+_ARENAS = """
+    import ctypes, os, sys, tempfile, threading
+    from poolmgr import memory
+    print(memory.limit_malloc_arenas())
+    together = threading.Barrier(8)
+    def allocate():
+        # Each thread allocates while the seven others are alive (a thread
+        # that ended hands its arena to the next one).
+        together.wait()
+        kept = [bytes(1000) + bytes([i % 256]) for i in range(2000)]
+        together.wait()
+        del kept
+    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    path = tempfile.mktemp()
+    out = libc.fopen(path.encode(), b"w")
+    libc.malloc_info(0, out)
+    libc.fclose(out)
+    print(open(path).read().count("<heap nr="))
+    os.unlink(path)
+"""
+
+
+def _glibc():
+    import os
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (ValueError, OSError):
+        return False
+
+
+def test_a_worker_keeps_two_malloc_arenas_for_its_threads():
+    if not _glibc():
+        import pytest
+        pytest.skip("malloc arenas are glibc's")
+    # NOTE(arenas): eight threads that allocate would get eight arenas.
+    capped, arenas = _run(_ARENAS)
+    assert capped == "True" and int(arenas) <= 2, arenas
+
+
+def test_an_operators_malloc_arena_max_is_left_alone():
+    import os
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_ARENAS)], capture_output=True,
+        text=True, timeout=120, env=dict(os.environ, MALLOC_ARENA_MAX="4"))
+    assert result.returncode == 0, result.stderr
+    capped, arenas = result.stdout.split()
+    assert capped == "False" and 2 < int(arenas) <= 4, arenas
+
+
+def test_every_worker_caps_its_arenas_at_start():
+    if not _glibc():
+        import pytest
+        pytest.skip("malloc arenas are glibc's")
+    code = _ARENAS.replace(
+        "print(memory.limit_malloc_arenas())",
+        "from poolmgr import service\n"
+        "    service._start_worker(service.build_conf(libraries=False), ())\n"
+        "    print(True)")
+    assert "limit_malloc_arenas()" not in code
+    capped, arenas = _run(code)
+    assert int(arenas) <= 2, arenas
