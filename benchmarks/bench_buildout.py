@@ -362,8 +362,8 @@ def run(results, scale=1.0, runs=RUNS):
                             "daemon_processes", "by_process")})
         print("   %d pools x %d hosts (%s): makespan %.1fs (publishing "
               "%.1fs), single join %.2fs, bound %.1fs, ratio %.2f, %d joins, "
-              "%d pools ready; peak RSS %.0f MB (PSS %.0f MB, largest process "
-              "%.0f MB)"
+              "%d pools ready; peak RSS %.1f MB (PSS %.1f MB, largest "
+              "process %.1f MB)"
               % (aggregates, hosts_per_pool, source, found["makespan_s"],
                  found["publish_s"], found["single_join_latency_s"],
                  found["critical_path_bound_s"], ratio,

@@ -42,8 +42,10 @@ def run_one(name, results, scale):
 
 
 def _format(value):
+    # NOTE(digits): four significant digits, so a figure just under its
+    # goal is not printed as the goal itself (149.6 MB as "150", "met").
     if isinstance(value, float):
-        return "%.3g" % value if abs(value) < 1000 else "%.0f" % value
+        return "%.4g" % value if abs(value) < 1000 else "%.0f" % value
     return str(value)
 
 
