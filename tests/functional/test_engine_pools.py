@@ -19,6 +19,15 @@ def conf():
     return es.make_conf()
 
 
+def _converged(sim, conf):
+    """pool-a of three simulated hosts, built: (the simulator, its engine)."""
+    s = sim(3)
+    es.want(1, "pool-a", es.register(s))
+    engine = es.engine(conf)
+    assert engine.reconcile_pool(1).converged
+    return s, engine
+
+
 def test_three_host_aggregate_forms_one_pool_master_first_named(sim, conf):
     s = sim(3)
     names = es.register(s)
@@ -43,10 +52,7 @@ def test_three_host_aggregate_forms_one_pool_master_first_named(sim, conf):
 
 
 def test_slave_removed_is_ejected_and_comes_back_standalone(sim, conf):
-    s = sim(3)
-    names = es.register(s)
-    es.want(1, "pool-a", names)
-    assert es.engine(conf).reconcile_pool(1).converged
+    s, _ = _converged(sim, conf)
     es.want(1, "pool-a", ["cmp-1", "cmp-3"])
     assert es.engine(conf).reconcile_pool(1).converged
     assert len(es.calls(s, "pool.eject", s.hosts[0])) == 1
@@ -58,10 +64,7 @@ def test_slave_removed_is_ejected_and_comes_back_standalone(sim, conf):
 def test_master_removed_from_three_host_pool_hands_over_and_leaves(sim, conf):
     # B3: Nova cleared the pool of master+slave because the API dropped the
     # host first; poolmgr hands the master role over instead.
-    s = sim(3)
-    names = es.register(s)
-    es.want(1, "pool-a", names)
-    assert es.engine(conf).reconcile_pool(1).converged
+    s, _ = _converged(sim, conf)
     es.want(1, "pool-a", ["cmp-2", "cmp-3"])
     result = es.engine(conf).reconcile_pool(1)
     assert result.converged, result
@@ -170,11 +173,7 @@ def test_empty_flagged_aggregate_does_nothing(sim, conf):
 def test_converged_resync_costs_one_xapi_call(sim, conf):
     # README: a converged pool costs one xapi call per resync (event.from
     # on the master; the worker's session is already logged in).
-    s = sim(3)
-    names = es.register(s)
-    es.want(1, "pool-a", names)
-    engine = es.engine(conf)
-    assert engine.reconcile_pool(1).converged
+    s, engine = _converged(sim, conf)
     before = len(s.calls())
     assert engine.reconcile_pool(1).converged
     assert [(c.host, c.method) for c in s.calls()[before:]] == [
@@ -302,11 +301,7 @@ def test_a_joined_host_keeps_no_session_of_its_own(sim, conf):
     # NOTE(joined): each joiner was read and joined through its own
     # session; once it is a member only the master's is kept (at 500 hosts
     # 400 sockets and their objects fewer).
-    s = sim(3)
-    names = es.register(s)
-    es.want(1, "pool-a", names)
-    engine = es.engine(conf)
-    assert engine.reconcile_pool(1).converged
+    s, engine = _converged(sim, conf)
     assert engine.sessions.keys() == [(s.hosts[0]["url"], True)]
     # The pool is still read (and a removal still ejects) through it.
     es.want(1, "pool-a", ["cmp-1", "cmp-3"])
