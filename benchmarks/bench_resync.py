@@ -16,6 +16,12 @@ the steady state the figures describe:
   Goal <= 2 KB.
 - details: the catch-up pass, and a freshly started engine (a login and a
   full read per pool: O(objects), what every resync cost before).
+- feed_kb_per_pool: the memory the engine's feed of one pool holds in
+  steady state (its records, kept with the fields poolmgr reads:
+  records.FIELDS), beside the same pools' records as event.from sends them,
+  read in the same run through the same client (``full_kb_per_pool``).
+  The simulator's records have fewer fields than a real xapi's (a host 29
+  against some 90), so a real pool's full records are larger still.
 """
 
 import threading
@@ -26,6 +32,7 @@ from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr.simulator import Simulator
 from poolmgr import service
+from poolmgr.xenapi import records
 import wire
 
 POOLS = 100
@@ -89,6 +96,26 @@ def _measured_pass(engine, ids, threads, sim, counter):
             "calls_by_method": methods}
 
 
+def _feed_memory(engine, ids):
+    """KB per pool: the engine's feeds as kept, and the same pools' records
+    in full (one event.from with token "" on each master, untrimmed)."""
+    kept_seen, full_seen = set(), set()
+    kept = full = 0
+    for agg in ids:
+        feed = engine.feeds.get(agg)
+        kept += common.deep_size(feed.tables, kept_seen)
+        batch = engine.sessions.get(feed.url).call(
+            "event.from", list(records.CLASSES), "", 1.0)
+        tables = {cls: {} for cls in records.CLASSES}
+        for event in batch.get("events", []):
+            cls = str(event.get("class", "")).lower()
+            if cls in tables and event.get("snapshot") is not None:
+                tables[cls][event["ref"]] = event["snapshot"]
+        full += common.deep_size(tables, full_seen)
+    return round(kept / 1024.0 / len(ids), 1), round(
+        full / 1024.0 / len(ids), 1)
+
+
 def measure(pools=POOLS, threads=16, vms_per_host=VMS_PER_HOST):
     sim = Simulator(hosts=pools * HOSTS_PER_POOL, port=0, password=PASSWORD,
                     join_delay=0.05, eject_delay=0.05)
@@ -122,6 +149,8 @@ def measure(pools=POOLS, threads=16, vms_per_host=VMS_PER_HOST):
             cold_engine = pool_engine.Engine(conf, owner="bench-resync-cold")
             cold = _measured_pass(cold_engine, ids, threads, sim, counter)
             feeds = engine.feeds.stats()
+            feeds["kept_kb_per_pool"], feeds["full_kb_per_pool"] = \
+                _feed_memory(engine, ids)
             engine.sessions.close()
             cold_engine.sessions.close()
     finally:
@@ -147,12 +176,17 @@ def run(results, scale=1.0):
                         figures["cold_engine"]["bytes_per_pool"]})
     results.add("resync_pass_s", steady["pass_s"], "s",
                 details={"pools": pools, "threads": figures["threads"]})
+    feeds = figures["feeds"]
+    results.add("feed_kb_per_pool", feeds["kept_kb_per_pool"], "KB",
+                details={"full_kb_per_pool": feeds["full_kb_per_pool"],
+                         "vms_per_pool": figures["vms_per_pool"]})
     print("   %d converged pools x %d VMs: %.2f calls/pool (%s), %d B/pool, "
           "pass %.2fs; catch-up %d B/pool; cold engine %.2f calls/pool, "
-          "%d B/pool"
+          "%d B/pool; feeds keep %.1f KB/pool (%.1f KB in full)"
           % (pools, figures["vms_per_pool"], steady["calls_per_pool"],
              steady["calls_by_method"], steady["bytes_per_pool"],
              steady["pass_s"], figures["catch_up_after_vms"]["bytes_per_pool"],
              figures["cold_engine"]["calls_per_pool"],
-             figures["cold_engine"]["bytes_per_pool"]))
+             figures["cold_engine"]["bytes_per_pool"],
+             feeds["kept_kb_per_pool"], feeds["full_kb_per_pool"]))
     return figures

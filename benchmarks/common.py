@@ -35,6 +35,24 @@ class Results(dict):
         return self[name]
 
 
+def deep_size(obj, seen):
+    """Bytes ``obj`` holds (sys.getsizeof over dicts, lists, tuples and
+    sets, recursively), each object counted once across calls sharing
+    ``seen``: interned keys and strings are counted where first met."""
+    import sys
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            size += deep_size(key, seen) + deep_size(value, seen)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            size += deep_size(item, seen)
+    return size
+
+
 def machine():
     """CPU model, cores, RAM, Python, date: where the figures came from."""
     cpu = platform.processor() or platform.machine()

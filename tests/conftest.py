@@ -15,11 +15,48 @@ import sqlalchemy as sa
 
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
+from poolmgr.xenapi import records
 
 MYSQL_URL = os.environ.get("POOLMGR_TEST_MYSQL_URL",
                            "mysql+pymysql://root@127.0.0.1:3306/")
 RABBIT_URL = os.environ.get("POOLMGR_TEST_RABBIT_URL",
                             "rabbit://guest:guest@127.0.0.1:5672/")
+
+
+class StrictRecord(dict):
+    """A kept xapi record that refuses to read a field poolmgr does not
+    keep (records.FIELDS): such a read would see the field as absent in
+    the product, so a check built on it would pass without looking."""
+
+    __slots__ = ("xapi_class",)
+
+    def __init__(self, xapi_class, kept):
+        super().__init__(kept)
+        self.xapi_class = xapi_class
+
+    def _check(self, key):
+        if key not in records.FIELDS[self.xapi_class]:
+            raise AssertionError(
+                "%s field %r is read but not kept: add it to "
+                "poolmgr.xenapi.records.FIELDS" % (self.xapi_class, key))
+
+    def __getitem__(self, key):
+        self._check(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self._check(key)
+        return super().__contains__(key)
+
+    def get(self, key, default=None):
+        self._check(key)
+        return super().get(key, default)
+
+
+@pytest.fixture(autouse=True)
+def strict_records(monkeypatch):
+    """Every record poolmgr keeps, in every test, is a StrictRecord."""
+    monkeypatch.setattr(records, "STRICT", StrictRecord)
 
 
 def services_required():

@@ -39,8 +39,9 @@ def read_pool(session):
                 raise
             session.event_from_supported = False
     if tables is None:
-        tables = {cls: session.call("%s.get_all_records" % name)
-                  for cls, name in _CLASS_NAMES.items()}
+        tables = {cls: records.keep_all(
+            cls, session.call("%s.get_all_records" % name))
+            for cls, name in _CLASS_NAMES.items()}
     return _snapshot(tables, session.url)
 
 
@@ -66,13 +67,14 @@ def _apply(tables, batch):
             continue
         snapshot = event.get("snapshot")
         if snapshot is not None:
-            tables[cls][event["ref"]] = snapshot
+            # NOTE(fields): kept with the fields poolmgr reads only.
+            tables[cls][event["ref"]] = records.keep(cls, snapshot)
 
 
 def _snapshot(tables, url):
     return records.PoolSnapshot.from_records(
         tables["pool"], tables["host"], tables["host_metrics"], tables["sr"],
-        tables["pbd"], tables["vm"], url=url)
+        tables["pbd"], tables["vm"], url=url, kept=True)
 
 
 # NOTE(reset): codes after which a token says nothing reliable any more:

@@ -14,6 +14,53 @@ NULL_REF = "OpaqueRef:NULL"
 # The classes one read fetches, as event.from spells them.
 CLASSES = ("pool", "host", "host_metrics", "sr", "pbd", "vm")
 
+# NOTE(fields): the fields of each class that poolmgr reads (the planner,
+# preflight, readiness, the engine's observation and the compute-VM
+# checks); a pool's records are kept with these only. A real xapi host
+# record has some 90 fields (xapi.md §6), most of them maps and sets; a
+# feed follows a pool for as long as the engine does, so what it keeps
+# is memory for every pool, host and VM of the fleet. A field read but
+# not listed here would read as absent: every test runs with records
+# that refuse such a read (tests/conftest.py, ``strict_records``), and a
+# check's own tests build their records through ``keep`` too.
+FIELDS = {
+    "pool": frozenset((
+        "uuid", "name_label", "master", "default_SR", "ha_enabled",
+        "restrictions", "cpu_info", "tls_verification_enabled",
+        "current_operations")),
+    "host": frozenset((
+        "uuid", "name_label", "address", "hostname", "enabled", "metrics",
+        "software_version", "cpu_info", "edition", "API_version_major",
+        "API_version_minor", "external_auth_type",
+        "external_auth_service_name", "pending_guidances")),
+    "host_metrics": frozenset(("live",)),
+    "sr": frozenset((
+        "uuid", "name_label", "type", "content_type", "shared",
+        "is_tools_sr")),
+    "pbd": frozenset(("host", "SR", "currently_attached", "device_config")),
+    "vm": frozenset((
+        "uuid", "name_label", "power_state", "resident_on", "affinity",
+        "is_control_domain", "is_a_template", "is_a_snapshot",
+        "current_operations")),
+}
+
+# Tests put a dict type here that refuses to read a field not in FIELDS.
+STRICT = None
+
+
+def keep(cls, record):
+    """``record`` (of class ``cls``) with the fields poolmgr reads only."""
+    fields = FIELDS.get(cls)
+    if fields is None or not isinstance(record, dict):
+        return record
+    kept = {k: record[k] for k in fields if k in record}
+    return kept if STRICT is None else STRICT(cls, kept)
+
+
+def keep_all(cls, table):
+    """{ref: record} with each record kept as ``keep`` does."""
+    return {ref: keep(cls, rec) for ref, rec in (table or {}).items()}
+
 
 def as_bool(value):
     """xapi booleans arrive as bool over XML-RPC; tolerate strings too."""
@@ -37,13 +84,22 @@ class PoolSnapshot:
 
     @classmethod
     def from_records(cls, pools, hosts, host_metrics=None, srs=None,
-                     pbds=None, vms=None, url=None):
+                     pbds=None, vms=None, url=None, kept=False):
+        """A snapshot of xapi's records; ``kept``: each record already
+        holds only its FIELDS (a feed's), so it is not trimmed again."""
         if len(pools) != 1:
             raise ValueError("expected exactly one pool, got %d" % len(pools))
         pool_ref, pool = next(iter(pools.items()))
-        return cls(pool_ref=pool_ref, pool=dict(pool), hosts=dict(hosts),
-                   host_metrics=dict(host_metrics or {}), srs=dict(srs or {}),
-                   pbds=dict(pbds or {}), vms=dict(vms or {}), url=url)
+        if kept:
+            return cls(pool_ref=pool_ref, pool=pool, hosts=dict(hosts),
+                       host_metrics=dict(host_metrics or {}),
+                       srs=dict(srs or {}), pbds=dict(pbds or {}),
+                       vms=dict(vms or {}), url=url)
+        return cls(pool_ref=pool_ref, pool=keep("pool", pool),
+                   hosts=keep_all("host", hosts),
+                   host_metrics=keep_all("host_metrics", host_metrics),
+                   srs=keep_all("sr", srs), pbds=keep_all("pbd", pbds),
+                   vms=keep_all("vm", vms), url=url)
 
     # -- pool ---------------------------------------------------------------
 

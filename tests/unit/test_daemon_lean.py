@@ -13,6 +13,7 @@ import pytest
 from oslo_config import cfg
 
 from poolmgr import service
+from tests.unit import pyrun
 
 HEAVY = ("oslo_messaging", "eventlet", "oslo_service", "oslo_db", "sqlalchemy",
          "keystoneauth1", "requests", "cryptography", "alembic", "kombu",
@@ -144,8 +145,7 @@ def test_intake_loads_oslo_messaging_without_greendns(tmp_path):
             "if m in sys.modules))" % _RUST)
     env = {k: v for k, v in os.environ.items()
            if k != "EVENTLET_NO_GREENDNS"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=60, check=True, env=env).stdout
+    out = pyrun.stdout_of(code, env=env)
     assert out.strip() == "[]"
 
 
@@ -164,8 +164,7 @@ def test_reconciler_imports_neither_messaging_nor_alembic():
             "'keystoneauth1', 'requests', 'alembic', %r, "
             "'openstack', 'sqlalchemy.dialects.sqlite') "
             "if m in sys.modules))" % _RUST)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = pyrun.stdout_of(code)
     assert out.strip() == "[]"
 
 
@@ -187,6 +186,5 @@ def test_intake_runs_oslo_messaging_without_eventlet():
             "executor='threading'); "
             "print(sys.modules.get('eventlet'), 'greenlet' in sys.modules, "
             "backend.get_backend_type().value)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = pyrun.stdout_of(code)
     assert out.split() == ["None", "False", "threading"]

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from poolmgr import utils
+from tests.unit import pyrun
 
 BIN = os.path.join(os.path.dirname(sys.executable), "poolmgr")
 
@@ -96,6 +97,5 @@ def test_mask_url_does_not_import_oslo_messaging_or_sqlalchemy():
             "utils.mask_url('rabbit://u:pw@h/ http://root:x@h/'); "
             "print(sorted(m for m in ('oslo_messaging', 'sqlalchemy', "
             "'eventlet') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = pyrun.stdout_of(code)
     assert out.strip() == "[]"

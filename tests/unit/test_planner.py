@@ -171,8 +171,8 @@ def test_unplugged_pbd_is_plugged_and_missing_pbd_created():
     builder, refs = _pool(["h1", "h2", "h3"])
     sr_ref = next(iter(builder.srs))
     snap = builder.snapshot()
-    _, pbd = snap.pbd_for(refs[1], sr_ref)
-    pbd["currently_attached"] = False
+    unplugged, _ = snap.pbd_for(refs[1], sr_ref)
+    builder.pbds[unplugged]["currently_attached"] = False
     missing, _ = snap.pbd_for(refs[2], sr_ref)
     del builder.pbds[missing]
     steps = planner.plan_pool_changes(

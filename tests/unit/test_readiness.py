@@ -34,8 +34,8 @@ def test_no_shared_sr_is_not_ready():
 
 def test_unplugged_pbd_is_a_reason_and_a_plug_repair():
     builder, refs = _pool()
-    pbd_ref, pbd = builder.snapshot().pbd_for(refs[2], next(iter(builder.srs)))
-    pbd["currently_attached"] = False
+    pbd_ref, _ = builder.snapshot().pbd_for(refs[2], next(iter(builder.srs)))
+    builder.pbds[pbd_ref]["currently_attached"] = False
     result = readiness.assess(builder.snapshot())
     assert not result.ready
     assert result.reasons == ["shared SR nfs is not plugged on h3"]
@@ -76,8 +76,8 @@ def test_names_map_refs_to_compute_hosts_and_expected_members_count():
 def test_member_complete_needs_live_enabled_and_attached():
     builder, refs = _pool(n=2)
     assert readiness.member_complete(builder.snapshot(), refs[1])
-    pbd_ref, pbd = builder.snapshot().pbd_for(refs[1], next(iter(builder.srs)))
-    pbd["currently_attached"] = False
+    pbd_ref, _ = builder.snapshot().pbd_for(refs[1], next(iter(builder.srs)))
+    builder.pbds[pbd_ref]["currently_attached"] = False
     assert not readiness.member_complete(builder.snapshot(), refs[1])
 
 
