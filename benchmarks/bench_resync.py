@@ -101,6 +101,9 @@ def _feed_memory(engine, ids):
     in full (one event.from with token "" on each master, untrimmed)."""
     kept_seen, full_seen = set(), set()
     kept = full = 0
+    # Every table read stays alive until the end: deep_size counts by id(),
+    # and a freed table's ids would be reused by the next one.
+    alive = []
     for agg in ids:
         feed = engine.feeds.get(agg)
         kept += common.deep_size(feed.tables, kept_seen)
@@ -111,6 +114,7 @@ def _feed_memory(engine, ids):
             cls = str(event.get("class", "")).lower()
             if cls in tables and event.get("snapshot") is not None:
                 tables[cls][event["ref"]] = event["snapshot"]
+        alive.append(tables)
         full += common.deep_size(tables, full_seen)
     return round(kept / 1024.0 / len(ids), 1), round(
         full / 1024.0 / len(ids), 1)

@@ -46,6 +46,26 @@ def diff(previous, keys):
     return changes
 
 
+def calls(previous, changes):
+    """The set_metadata bodies that make ``changes``, in order.
+
+    NOTE(order): Nova applies one call's deletions first, each in its own
+    transaction, then its additions (nova/objects/aggregate.py,
+    ``Aggregate.update_metadata``), so a reader in between sees the old
+    state without the removed keys. A pool leaving ``active`` while a
+    member leaves would read there as active without that member, while
+    it is still being ejected. So a pool leaving ``active`` writes its new
+    state first, in a call of its own, and the rest in a second one.
+    """
+    state = changes.get(desired.OPERATIONAL_STATE)
+    if previous.get(desired.OPERATIONAL_STATE) != db_api.POOL_ACTIVE or \
+            state in (None, db_api.POOL_ACTIVE) or len(changes) == 1:
+        return [changes]
+    return [{desired.OPERATIONAL_STATE: state},
+            {k: v for k, v in changes.items()
+             if k != desired.OPERATIONAL_STATE}]
+
+
 def previous_keys(pool, agg):
     """What poolmgr's keys are in Nova now, as far as poolmgr knows."""
     if pool.get("reflected") is not None:
@@ -81,22 +101,32 @@ def pending():
 def reflect_all(client):
     """Write every out-of-date pool; returns (writes, failures)."""
     written = failed = 0
-    for aggregate_id, _previous, keys, changes in pending():
+    for aggregate_id, previous, keys, changes in pending():
+        reflected = dict(previous)
         try:
-            client.update_metadata(aggregate_id, changes)
+            for body in calls(previous, changes):
+                client.update_metadata(aggregate_id, body)
+                written += 1
+                reflected.update(body)
+                reflected = {k: v for k, v in reflected.items()
+                             if v is not None}
         except nova.NovaNotFound:
             # Deleted in Nova meanwhile: nothing left to write into.
             db_api.set_reflected(aggregate_id, keys)
             continue
         except (nova.NovaUnauthorized, nova.NovaUnreachable):
+            if reflected != previous:
+                db_api.set_reflected(aggregate_id, reflected)
             raise
         except nova.NovaError as exc:
             LOG.warning("Could not reflect aggregate %s into Nova: %s",
                         aggregate_id, exc)
             failed += 1
+            if reflected != previous:
+                # What the calls that went through wrote is in Nova.
+                db_api.set_reflected(aggregate_id, reflected)
             continue
         db_api.set_reflected(aggregate_id, keys)
-        written += 1
         LOG.info("Reflected aggregate %s into Nova: %s", aggregate_id,
                  ", ".join("%s=%s" % (k, "(removed)" if v is None else v)
                            for k, v in sorted(changes.items())))

@@ -167,6 +167,25 @@ def test_diff_removes_keys_of_hosts_that_left_and_sends_only_changes():
     assert reflect.diff(keys, keys) == {}
 
 
+def test_a_pool_leaving_active_says_so_before_its_keys_change():
+    # NOTE(order): Nova deletes a call's keys before it adds the others;
+    # in one call, a reader in between would see "active" without c2
+    # while c2 is being ejected.
+    previous = {"operational_state": "active", "master_compute": "c1",
+                "c1": "u1", "c2": "u2"}
+    changes = {"operational_state": "changing", "c2": None}
+    assert reflect.calls(previous, changes) == [
+        {"operational_state": "changing"}, {"c2": None}]
+    # Nothing else changes, or the pool becomes active: one call.
+    assert reflect.calls(previous, {"operational_state": "changing"}) == [
+        {"operational_state": "changing"}]
+    waiting = dict(previous, operational_state="changing")
+    assert reflect.calls(waiting, {"operational_state": "active",
+                                   "c2": None}) == [
+        {"operational_state": "active", "c2": None}]
+    assert reflect.calls(previous, {"c3": "u3"}) == [{"c3": "u3"}]
+
+
 def test_first_reflection_starts_from_owned_keys_and_spares_the_rest():
     agg = {"metadata": {events.POOL_FLAG: "true", "note": "x",
                         "operational_state": "created", "old": "u9"},
