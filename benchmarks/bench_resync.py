@@ -32,6 +32,7 @@ from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr.simulator import Simulator
 from poolmgr import service
+from poolmgr.xenapi import operations
 from poolmgr.xenapi import records
 import wire
 
@@ -107,13 +108,8 @@ def _feed_memory(engine, ids):
     for agg in ids:
         feed = engine.feeds.get(agg)
         kept += common.deep_size(feed.tables, kept_seen)
-        batch = engine.sessions.get(feed.url).call(
-            "event.from", list(records.CLASSES), "", 1.0)
-        tables = {cls: {} for cls in records.CLASSES}
-        for event in batch.get("events", []):
-            cls = str(event.get("class", "")).lower()
-            if cls in tables and event.get("snapshot") is not None:
-                tables[cls][event["ref"]] = event["snapshot"]
+        tables, _ = operations.full_batch(engine.sessions.get(feed.url),
+                                          keep=records.as_sent)
         alive.append(tables)
         full += common.deep_size(tables, full_seen)
     return round(kept / 1024.0 / len(ids), 1), round(

@@ -9,6 +9,7 @@ import datetime
 import os
 import platform
 import socket
+import sys
 import time
 import urllib.parse
 import uuid
@@ -39,7 +40,6 @@ def deep_size(obj, seen):
     """Bytes ``obj`` holds (sys.getsizeof over dicts, lists, tuples and
     sets, recursively), each object counted once across calls sharing
     ``seen``: interned keys and strings are counted where first met."""
-    import sys
     if id(obj) in seen:
         return 0
     seen.add(id(obj))

@@ -114,17 +114,15 @@ def reflect_all(client):
             # Deleted in Nova meanwhile: nothing left to write into.
             db_api.set_reflected(aggregate_id, keys)
             continue
-        except (nova.NovaUnauthorized, nova.NovaUnreachable):
-            if reflected != previous:
-                db_api.set_reflected(aggregate_id, reflected)
-            raise
         except nova.NovaError as exc:
-            LOG.warning("Could not reflect aggregate %s into Nova: %s",
-                        aggregate_id, exc)
-            failed += 1
             if reflected != previous:
                 # What the calls that went through wrote is in Nova.
                 db_api.set_reflected(aggregate_id, reflected)
+            if isinstance(exc, (nova.NovaUnauthorized, nova.NovaUnreachable)):
+                raise
+            LOG.warning("Could not reflect aggregate %s into Nova: %s",
+                        aggregate_id, exc)
+            failed += 1
             continue
         db_api.set_reflected(aggregate_id, keys)
         LOG.info("Reflected aggregate %s into Nova: %s", aggregate_id,

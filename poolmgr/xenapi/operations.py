@@ -46,18 +46,20 @@ def read_pool(session):
 
 
 def _read_with_event_from(session):
-    return _full_batch(session)[0]
+    return full_batch(session)[0]
 
 
-def _full_batch(session):
+def full_batch(session, keep=records.keep):
+    """({class: {ref: record}}, token) of one full event.from read; each
+    record as ``keep`` makes it (records.as_sent: as xapi sent it)."""
     batch = session.call("event.from", list(records.CLASSES), "",
                          _EVENT_FROM_TIMEOUT)
     tables = {cls: {} for cls in records.CLASSES}
-    _apply(tables, batch)
+    _apply(tables, batch, keep)
     return tables, batch.get("token")
 
 
-def _apply(tables, batch):
+def _apply(tables, batch, keep=records.keep):
     for event in batch.get("events", []):
         cls = str(event.get("class", "")).lower()
         if cls not in tables:
@@ -68,7 +70,7 @@ def _apply(tables, batch):
         snapshot = event.get("snapshot")
         if snapshot is not None:
             # NOTE(fields): kept with the fields poolmgr reads only.
-            tables[cls][event["ref"]] = records.keep(cls, snapshot)
+            tables[cls][event["ref"]] = keep(cls, snapshot)
 
 
 def _snapshot(tables, url):
@@ -138,7 +140,7 @@ class PoolFeed:
         why = self.last_reset
         self.reset(why)
         try:
-            tables, token = _full_batch(session)
+            tables, token = full_batch(session)
         except errors.XapiError as exc:
             if exc.code not in ("MESSAGE_METHOD_UNKNOWN",
                                 "EVENT_SUBSCRIPTION_PARSE_FAILURE"):

@@ -57,6 +57,11 @@ def keep(cls, record):
     return kept if STRICT is None else STRICT(cls, kept)
 
 
+def as_sent(cls, record):
+    """``record`` whole, as xapi sent it (for a measure or a test)."""
+    return record
+
+
 def keep_all(cls, table):
     """{ref: record} with each record kept as ``keep`` does."""
     return {ref: keep(cls, rec) for ref, rec in (table or {}).items()}
@@ -91,15 +96,14 @@ class PoolSnapshot:
             raise ValueError("expected exactly one pool, got %d" % len(pools))
         pool_ref, pool = next(iter(pools.items()))
         if kept:
-            return cls(pool_ref=pool_ref, pool=pool, hosts=dict(hosts),
-                       host_metrics=dict(host_metrics or {}),
-                       srs=dict(srs or {}), pbds=dict(pbds or {}),
-                       vms=dict(vms or {}), url=url)
-        return cls(pool_ref=pool_ref, pool=keep("pool", pool),
-                   hosts=keep_all("host", hosts),
-                   host_metrics=keep_all("host_metrics", host_metrics),
-                   srs=keep_all("sr", srs), pbds=keep_all("pbd", pbds),
-                   vms=keep_all("vm", vms), url=url)
+            pool_rec, table = pool, (lambda _cls, recs: dict(recs or {}))
+        else:
+            pool_rec, table = keep("pool", pool), keep_all
+        return cls(pool_ref=pool_ref, pool=pool_rec,
+                   hosts=table("host", hosts),
+                   host_metrics=table("host_metrics", host_metrics),
+                   srs=table("sr", srs), pbds=table("pbd", pbds),
+                   vms=table("vm", vms), url=url)
 
     # -- pool ---------------------------------------------------------------
 

@@ -21,13 +21,7 @@ def _session(sim, host=0):
 
 def _full_tables(sess):
     """The pool's records as xapi sends them (event.from, token "")."""
-    batch = sess.call("event.from", list(records.CLASSES), "", 1.0)
-    tables = {cls: {} for cls in records.CLASSES}
-    for event in batch["events"]:
-        cls = event["class"].lower()
-        if cls in tables:
-            tables[cls][event["ref"]] = event["snapshot"]
-    return tables
+    return operations.full_batch(sess, keep=records.as_sent)[0]
 
 
 def _snapshot_tables(snap):
