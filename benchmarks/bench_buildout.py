@@ -47,7 +47,7 @@ from poolmgr.db import api as db_api
 from poolmgr import fakenova
 from poolmgr import readiness
 from poolmgr.simulator import Simulator
-from poolmgr import service
+from poolmgr import bootstrap
 from poolmgr.xenapi import operations
 from poolmgr.xenapi import session as xsession
 
@@ -232,7 +232,7 @@ def measure(aggregates=100, hosts_per_pool=5, timeout=900,
             idle_rss = sampler.peak_rss
             sampler.start()
             cpu_before = _cpu_seconds(proc.pid)
-            conf = service.build_conf()
+            conf = bootstrap.build_conf()
             conf([], project="poolmgr", default_config_files=[])
             conf.set_override("control_exchange", names.exchange)
             conf.set_override("amqp_durable_queues", True,

@@ -30,8 +30,8 @@ PASSWORD = "bench-compute-vm"
 
 
 def _conf():
-    from poolmgr import service
-    conf = service.build_conf()
+    from poolmgr import bootstrap
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("connection_password", PASSWORD, group="xenserver")
     conf.set_override("call_timeout", 10.0, group="xenserver")

@@ -42,7 +42,7 @@ import common
 from poolmgr.db import api as db_api
 from poolmgr import fakenova
 from poolmgr import notifications
-from poolmgr import service
+from poolmgr import bootstrap
 
 TOTAL = 5000
 PREFILL_ROWS = 100_000
@@ -62,7 +62,7 @@ ROUNDS = 3
 # ---------------------------------------------------------------------------
 
 def _conf(settings):
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("control_exchange", settings["exchange"])
     conf.set_override("amqp_durable_queues", True,

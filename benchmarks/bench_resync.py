@@ -31,7 +31,7 @@ import common
 from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr.simulator import Simulator
-from poolmgr import service
+from poolmgr import bootstrap
 from poolmgr.xenapi import operations
 from poolmgr.xenapi import records
 import wire
@@ -43,7 +43,7 @@ PASSWORD = "bench-xapi-secret"
 
 
 def _conf(threads):
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("connection_password", PASSWORD, group="xenserver")
     conf.set_override("call_timeout", 30.0, group="xenserver")

@@ -19,14 +19,14 @@ import common
 from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr.simulator import Simulator
-from poolmgr import service
+from poolmgr import bootstrap
 
 JOIN_DELAY = 20.0
 PASSWORD = "bench-xapi-secret"
 
 
 def _conf():
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("connection_password", PASSWORD, group="xenserver")
     conf.set_override("poll_interval", 0.5, group="reconciler")

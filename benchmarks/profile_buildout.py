@@ -69,6 +69,7 @@ def main():
     from poolmgr.db import api as db_api
     from poolmgr.db import session as db_session
     from poolmgr import engine as pool_engine
+    from poolmgr import bootstrap
     from poolmgr import service
 
     parent, child = multiprocessing.Pipe()
@@ -82,7 +83,7 @@ def main():
         for i, host_url in enumerate(urls):
             names.append("cmp-%04d" % i)
             db_api.register_host(names[-1], host_url)
-        conf = service.build_conf()
+        conf = bootstrap.build_conf()
         conf(["--config-file", "/dev/null"], project="poolmgr",
              default_config_files=[])
         conf.set_override("connection", url, group="database")

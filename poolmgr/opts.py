@@ -24,7 +24,7 @@ def register_opts(conf, libraries=True):
     ``libraries=False`` leaves out the options poolmgr loads from a library
     inside its own sections (keystoneauth1's in ``[nova]``), so that
     nothing heavier than oslo.config is imported (the daemon's master;
-    ``poolmgr.service.register_library_opts`` adds them in the workers).
+    ``poolmgr.bootstrap.register_library_opts`` adds them in the workers).
     """
     for section in _SECTIONS:
         # NOTE(isolation): oslo.config keeps overrides inside the OptGroup

@@ -11,6 +11,7 @@ memory.defer()
 from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
+from poolmgr import bootstrap  # noqa: E402
 from poolmgr import service  # noqa: E402
 from poolmgr import utils  # noqa: E402
 
@@ -24,9 +25,9 @@ def main(argv=None):
         # options (no oslo.messaging, oslo.db or keystoneauth1 imported
         # here, so none is mapped into every worker); check_config reads
         # every value, theirs included, in a child that then exits.
-        conf = service.prepare_service(
-            argv, conf=service.build_conf(libraries=False), log_values=False)
-        checked = service.check_config(conf)
+        conf = bootstrap.prepare_service(
+            argv, conf=bootstrap.build_conf(libraries=False), log_values=False)
+        checked = bootstrap.check_config(conf)
     except cfg.Error as exc:
         # A missing file or a bad value is the operator's input: one line,
         # the usage exit code, no traceback.

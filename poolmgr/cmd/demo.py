@@ -19,6 +19,7 @@ import oslo_messaging
 from oslo_log import log as logging
 import XenAPI
 
+from poolmgr import bootstrap
 from poolmgr.cmd import views
 from poolmgr.db import api as db_api
 from poolmgr.db import compute_vms
@@ -26,7 +27,6 @@ from poolmgr.db import migration
 from poolmgr import engine as pool_engine
 from poolmgr import fakenova
 from poolmgr import notifications
-from poolmgr import service
 from poolmgr.simulator import Simulator
 
 DEMO_PASSWORD = "demo-only-password"
@@ -82,7 +82,7 @@ class Demo:
     # -- set-up ---------------------------------------------------------------
 
     def build_conf(self):
-        conf = service.build_conf()
+        conf = bootstrap.build_conf()
         conf([], project="poolmgr", default_config_files=[])
         db_path = os.path.join(self.workdir, "poolmgr.sqlite")
         conf.set_override("connection", "sqlite:///%s" % db_path,
@@ -100,7 +100,7 @@ class Demo:
         # NOTE(demo): the story removes a host; with a compute VM the eject
         # is refused unless poolmgr may shut it down (and eject destroys it).
         conf.set_override("eject_compute_vm", "shutdown", group="xenserver")
-        logging.set_defaults(default_log_levels=service._DEFAULT_LOG_LEVELS +
+        logging.set_defaults(default_log_levels=bootstrap._DEFAULT_LOG_LEVELS +
                              ["poolmgr=WARN"])
         conf.set_override("debug", self.args.debug)
         logging.setup(conf, "poolmgr-demo")

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from poolmgr import bootstrap
 from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
 from poolmgr import service
@@ -19,7 +20,7 @@ def main(argv=None):
     parser.add_argument("--aggregate", type=int)
     parser.add_argument("--owner")
     args, rest = parser.parse_known_args(argv)
-    conf = service.prepare_service(rest)
+    conf = bootstrap.prepare_service(rest)
     db_api.configure(conf, pool_users=service._engine_threads(conf))
     engine = pool_engine.Engine(conf, owner=args.owner)
     if args.aggregate is not None:

@@ -28,6 +28,7 @@ from oslo_log import log as logging
 from oslo_utils import strutils
 import sqlalchemy.exc
 
+from poolmgr import bootstrap
 from poolmgr.cmd import manage_db
 from poolmgr.cmd import manage_host
 from poolmgr.cmd import manage_nova
@@ -39,7 +40,6 @@ from poolmgr.cmd.manage_common import (  # noqa: F401 - re-exported
 from poolmgr.cmd import pins
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
-from poolmgr import service
 from poolmgr import utils
 
 LOG = logging.getLogger(__name__)
@@ -231,14 +231,14 @@ def main(argv=None):
     for path in args.config_file:
         conf_argv += ["--config-file", path]
     try:
-        conf = service.prepare_service(conf_argv, setup_logging=False)
+        conf = bootstrap.prepare_service(conf_argv, setup_logging=False)
     except Exception as exc:  # noqa: BLE001 - oslo.config raises many types
         print("poolmgr-manage: configuration error: %s" %
               strutils.mask_password(str(exc)), file=sys.stderr)
         return EXIT_USAGE
     # NOTE(quiet): an operator's command prints its own results; engine
     # INFO lines would interleave with them on stderr.
-    logging.set_defaults(default_log_levels=service._DEFAULT_LOG_LEVELS + (
+    logging.set_defaults(default_log_levels=bootstrap._DEFAULT_LOG_LEVELS + (
         [] if args.debug else ["poolmgr=WARN"]))
     conf.set_override("debug", args.debug)
     conf.set_override("use_stderr", True)

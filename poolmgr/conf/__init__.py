@@ -2,5 +2,5 @@
 
 The options live next to the code that reads them in spirit (one module per
 section here, named after it), and ``poolmgr.opts.list_opts`` hands them all to
-``oslo-config-generator`` and to ``poolmgr.service.prepare_service``.
+``oslo-config-generator`` and to ``poolmgr.bootstrap.prepare_service``.
 """

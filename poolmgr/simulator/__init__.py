@@ -23,10 +23,10 @@ import threading
 
 from poolmgr.simulator.api import Api
 from poolmgr.simulator.model import Failure
-from poolmgr.simulator.model import World
 from poolmgr.simulator.server import Acceptor
 from poolmgr.simulator.server import Endpoint
 from poolmgr.simulator import tls as sim_tls
+from poolmgr.simulator.world import World
 
 __all__ = ["Simulator", "CallRecord", "Failure"]
 

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 import oslo_messaging
 import pytest
 
+from poolmgr import bootstrap
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
 from poolmgr import events
 from poolmgr import fakenova
 from poolmgr import notifications
-from poolmgr import service
 
 T0 = datetime.datetime(2026, 11, 1, 10, 0, 0)
 HOSTS = ["cmp-%d" % i for i in range(5)]
@@ -46,7 +46,7 @@ operations = st.lists(st.one_of(
 
 
 def _transport():
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     return oslo_messaging.get_notification_transport(conf, url="fake://")
 

@@ -23,9 +23,9 @@ import kombu
 import oslo_messaging
 import sqlalchemy as sa
 
+from poolmgr import bootstrap
 from poolmgr.db import api as db_api
 from poolmgr import fakenova
-from poolmgr import service
 
 XAPI_SECRET = "xapi-S3cr3t-%s" % uuid.uuid4().hex[:6]
 
@@ -75,7 +75,7 @@ class Bus:
 
     def transport(self):
         if self._transport is None:
-            conf = service.build_conf()
+            conf = bootstrap.build_conf()
             conf([])
             conf.set_override("control_exchange", self.exchange)
             conf.set_override("amqp_durable_queues", True,

@@ -4,9 +4,9 @@ import subprocess
 import sys
 import time
 
+from poolmgr import bootstrap
 from poolmgr.db import api as db_api
 from poolmgr import engine as pool_engine
-from poolmgr import service
 from tests.conftest import service_unavailable
 
 PASSWORD = "sim-secret"
@@ -20,7 +20,7 @@ def simulator_or_skip():
 
 
 def make_conf(**reconciler_opts):
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("connection_username", "root", group="xenserver")
     conf.set_override("connection_password", PASSWORD, group="xenserver")

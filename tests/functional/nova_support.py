@@ -7,7 +7,7 @@ import uuid
 from keystoneauth1 import loading as ks_loading
 import kombu
 
-from poolmgr import service
+from poolmgr import bootstrap
 from tests.functional import daemon_support as support
 
 
@@ -26,7 +26,7 @@ def nova_section(nova, token=None, extra=""):
 
 def nova_conf(nova, token=None, **overrides):
     """A ConfigOpts with that [nova] section (for in-process clients)."""
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("auth_type", "admin_token", group="nova")
     conf.register_opts(ks_loading.get_auth_plugin_conf_options(

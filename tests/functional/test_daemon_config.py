@@ -3,13 +3,13 @@
 import configparser
 import pathlib
 
-from poolmgr import service
+from poolmgr import bootstrap
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_shipped_config_file_parses_and_every_option_exists():
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     from cotyledon import oslo_config_glue
     oslo_config_glue.register_opts(conf)
     path = ROOT / "etc" / "poolmgr" / "poolmgr.conf"

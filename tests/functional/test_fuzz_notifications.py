@@ -472,7 +472,7 @@ def test_data_the_database_refuses_is_never_requeued():
 
 
 # ---------------------------------------------------------------------------
-# The batch's SQL text on MySQL (db.eventlog NOTE(sql-text))
+# The batch's SQL text on MySQL (db.sqltext NOTE(sql-text))
 # ---------------------------------------------------------------------------
 
 _AWKWARD = ["it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline",
@@ -614,8 +614,8 @@ def test_sql_text_and_core_paths_end_in_the_same_state(mysql_url, tmp_path):
 
 def test_a_long_batch_is_sent_in_several_statements(mysql_url, monkeypatch):
     from poolmgr import events
-    from poolmgr.db import eventlog
-    monkeypatch.setattr(eventlog, "_MAX_STATEMENT", 300)
+    from poolmgr.db import sqltext
+    monkeypatch.setattr(sqltext, "_MAX_STATEMENT", 300)
     batch = [events.AggregateEvent(
         message_id="long-%d" % n, event_type="aggregate.add_host.end",
         publisher_id="nova-api:x", timestamp=T0.replace(microsecond=n),

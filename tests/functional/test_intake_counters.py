@@ -138,7 +138,7 @@ def test_a_dismissed_pool_flagged_again_is_created_and_due(mysql_url):
 
 def test_a_row_another_intake_stored_meanwhile_is_a_duplicate(
         mysql_url, monkeypatch):
-    # NOTE(race): the batch's SQL text (db.eventlog NOTE(sql-text)) still
+    # NOTE(race): the batch's SQL text (db.sqltext NOTE(sql-text)) still
     # goes through oslo.db's filters: the unique message_id refuses the
     # row with DBDuplicateEntry, and the retry sees it.
     from poolmgr.db import eventlog

@@ -225,10 +225,11 @@ def test_metrics_totals_and_status_do_not_move_when_rows_are_purged(journal):
 def test_the_daemons_purge_service_applies_the_ttls(mysql_url):
     import threading
 
+    from poolmgr import bootstrap
     from poolmgr import service
     from tests.functional import daemon_support as support
     _old_notifications(4)
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])
     conf.set_override("connection", mysql_url, group="database")
     conf.set_override("notification_ttl", 30, group="database")

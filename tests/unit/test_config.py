@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 
+from poolmgr import bootstrap
 from poolmgr import opts
-from poolmgr import service
 
 
 def test_every_option_has_help_text():
@@ -15,7 +15,7 @@ def test_every_option_has_help_text():
 
 
 def test_xenserver_password_is_secret_and_tls_verified_by_default():
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([])
     xen = dict((o.name, o) for o in dict(
         (g.name, o) for g, o in opts.list_opts())["xenserver"])
@@ -24,7 +24,7 @@ def test_xenserver_password_is_secret_and_tls_verified_by_default():
 
 
 def test_contract_option_names_exist():
-    conf = service.build_conf()
+    conf = bootstrap.build_conf()
     conf([])
     assert conf.transport_url is None or isinstance(conf.transport_url, str)
     assert conf.database.connection is None
@@ -54,9 +54,9 @@ def test_oslo_config_generator_lists_poolmgr_sections(tmp_path):
 
 
 def test_two_configs_in_one_process_do_not_share_overrides():
-    first = service.build_conf()
+    first = bootstrap.build_conf()
     first([])
-    second = service.build_conf()
+    second = bootstrap.build_conf()
     second([])
     first.set_override("pool", "first-queue", group="notifications")
     assert first.notifications.pool == "first-queue"

@@ -2,7 +2,7 @@
 
 What the master imports is mapped into every worker it forks; the
 libraries are imported by the workers that use them, and the master checks
-their options' values in a child (service.check_config).
+their options' values in a child (bootstrap.check_config).
 """
 
 import os
@@ -12,6 +12,7 @@ import sys
 import pytest
 from oslo_config import cfg
 
+from poolmgr import bootstrap
 from poolmgr import service
 from tests.unit import pyrun
 
@@ -50,9 +51,9 @@ def _master(path):
 
 
 def _lean_conf(path):
-    return service.prepare_service(
-        ["--config-file", str(path)], conf=service.build_conf(libraries=False),
-        setup_logging=False)
+    return bootstrap.prepare_service(
+        ["--config-file", str(path)],
+        conf=bootstrap.build_conf(libraries=False), setup_logging=False)
 
 
 def test_master_imports_no_library_a_worker_needs(tmp_path):
@@ -95,16 +96,17 @@ def test_check_config_refuses_a_bad_library_value(tmp_path, text, option):
     path.write_text(text)
     conf = _lean_conf(path)
     with pytest.raises(cfg.Error) as caught:
-        service.check_config(conf)
+        bootstrap.check_config(conf)
     assert option in str(caught.value)
 
 
 def test_check_config_says_whether_nova_is_configured(tmp_path):
     path = tmp_path / "poolmgr.conf"
     path.write_text("[nova]\nauth_type = password\n")
-    assert service.check_config(_lean_conf(path)) == {"nova_configured": True}
+    assert bootstrap.check_config(_lean_conf(path)) == {
+        "nova_configured": True}
     path.write_text("")
-    assert service.check_config(_lean_conf(path)) == {
+    assert bootstrap.check_config(_lean_conf(path)) == {
         "nova_configured": False}
 
 
@@ -125,8 +127,8 @@ def test_each_worker_registers_the_options_it_reads(tmp_path):
 
 
 def test_full_conf_is_the_lean_one_plus_the_libraries(tmp_path):
-    full, lean = service.build_conf(), service.build_conf(libraries=False)
-    service.register_library_opts(lean)
+    full, lean = bootstrap.build_conf(), bootstrap.build_conf(libraries=False)
+    bootstrap.register_library_opts(lean)
     names = {(group, opt.dest) for group, opt in _all(full)}
     assert names == {(group, opt.dest) for group, opt in _all(lean)}
     assert len(names) > 100
@@ -138,8 +140,8 @@ def _all(conf):
 
 
 def test_intake_loads_oslo_messaging_without_greendns(tmp_path):
-    code = ("import sys; from poolmgr import service; "
-            "conf = service.build_conf(libraries=False); "
+    code = ("import sys; from poolmgr import bootstrap, service; "
+            "conf = bootstrap.build_conf(libraries=False); "
             "service.IntakeService(0, conf); import poolmgr.notifications; "
             "print(sorted(m for m in ('dns', %r) "
             "if m in sys.modules))" % _RUST)
@@ -155,8 +157,8 @@ def test_reconciler_imports_neither_messaging_nor_alembic():
     # keystoneauth1, alembic, nor cryptography's bindings (deferred until
     # a caching_sha2_password RSA exchange, poolmgr.memory), nor
     # SQLAlchemy's SQLite dialect (NOTE(sqlite-dialect)).
-    code = ("import sys; from poolmgr import service; "
-            "conf = service.build_conf(libraries=False); "
+    code = ("import sys; from poolmgr import bootstrap, service; "
+            "conf = bootstrap.build_conf(libraries=False); "
             "service.ReconcilerService(0, conf); "
             "import poolmgr.db.api, poolmgr.engine, sqlalchemy; "
             "sqlalchemy.create_engine('mysql+pymysql://u@h/db'); "
@@ -173,8 +175,8 @@ def test_intake_runs_oslo_messaging_without_eventlet():
     # default backend, futurist) though the intake runs on threads; the
     # worker keeps it out (poolmgr.memory.without_eventlet) and a
     # notification listener on RabbitMQ's driver still builds.
-    code = ("import sys; from poolmgr import service; "
-            "conf = service.build_conf(libraries=False); "
+    code = ("import sys; from poolmgr import bootstrap, service; "
+            "conf = bootstrap.build_conf(libraries=False); "
             "service.IntakeService(0, conf); "
             "import oslo_messaging; "
             "from oslo_messaging._drivers import impl_rabbit; "

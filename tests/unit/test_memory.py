@@ -82,8 +82,8 @@ def test_the_master_defers_openssl_until_a_worker_reads_ssl():
 def test_a_worker_defers_cryptography_until_pymysql_needs_it():
     out = _run("""
         import sys
-        from poolmgr import service
-        conf = service.build_conf(libraries=False)
+        from poolmgr import bootstrap, service
+        conf = bootstrap.build_conf(libraries=False)
         service.ReconcilerService(0, conf)
         from pymysql import _auth
         rust = "cryptography.hazmat.bindings._rust"
@@ -130,8 +130,8 @@ def test_the_intake_defers_what_oslo_messaging_imports_unused():
     out = _run("""
         import os, sys
         os.environ["EVENTLET_NO_GREENDNS"] = "yes"
-        from poolmgr import memory, service
-        conf = service.build_conf(libraries=False)
+        from poolmgr import bootstrap, memory, service
+        conf = bootstrap.build_conf(libraries=False)
         service.IntakeService(0, conf)
         import oslo_messaging, poolmgr.notifications
         print([m for m in memory.MESSAGING_DEFERRED
@@ -228,8 +228,9 @@ def test_every_worker_caps_its_arenas_at_start():
         pytest.skip("malloc arenas are glibc's")
     code = _ARENAS.replace(
         "print(memory.limit_malloc_arenas())",
-        "from poolmgr import service\n"
-        "    service._start_worker(service.build_conf(libraries=False), ())\n"
+        "from poolmgr import bootstrap, service\n"
+        "    conf = bootstrap.build_conf(libraries=False)\n"
+        "    service._start_worker(conf, ())\n"
         "    print(True)")
     assert "limit_malloc_arenas()" not in code
     capped, arenas = _run(code)
