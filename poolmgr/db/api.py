@@ -56,7 +56,7 @@ from poolmgr.db.leases import (  # noqa: F401
     acquire_lease, renew_lease, check_lease, release_lease)
 from poolmgr.db.journal import (  # noqa: F401
     journal_start, journal_finish, list_operations, unfinished_operations,
-    operation_counts)
+    get_aggregate_for_pass, operation_counts)
 from poolmgr.db.service_status import (  # noqa: F401
     set_service_status, get_service_status)
 from poolmgr.db.overview import (  # noqa: F401

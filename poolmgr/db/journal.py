@@ -104,6 +104,34 @@ def unfinished_operations(aggregate_id):
         {"b_aggregate_id": aggregate_id})
 
 
+def get_aggregate_for_pass(aggregate_id):
+    """(the aggregate's row or None, True when a step of its pool is still
+    journaled ``started``): what a pass reads before it plans, in one
+    SELECT.
+
+    NOTE(stale-flag): a row left ``started`` is rare (a crash, a lost
+    lease, a kill mid-step), so the pass asks whether there is one with
+    the aggregate instead of listing them at every pass; only then does
+    ``unfinished_operations`` read them (measured: 500 SELECTs fewer in
+    the 100 x 5 build-out, one per pass).
+    """
+    rows = _rows(_statement("aggregate_for_pass", _aggregate_for_pass),
+                 {"b_id": aggregate_id})
+    if not rows:
+        return None, False
+    row = rows[0]
+    return row, bool(row.pop("unfinished_steps"))
+
+
+def _aggregate_for_pass():
+    aggregates = models.Aggregate.__table__
+    started = sa.select(_OPS.c.id).where(
+        _OPS.c.aggregate_id == aggregates.c.id,
+        _OPS.c.status == OP_STARTED).exists()
+    return sa.select(aggregates, started.label("unfinished_steps")).where(
+        aggregates.c.id == sa.bindparam("b_id"))
+
+
 def operation_counts():
     """{(kind, status, xapi_error_code): count} of every step ever journaled.
 

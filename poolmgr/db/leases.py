@@ -98,18 +98,23 @@ def check_lease(aggregate_id, owner, generation):
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
 def release_lease(aggregate_id, owner, generation, due_at=None,
-                  marked_since=None):
+                  marked_since=None, fields=None):
     """Give the lease back; optionally schedule the next pass.
 
     ``marked_since``: when the pass started. A pool marked due after that
     (a notification stored during the pass) keeps its earlier due time.
+    ``fields``: other pool columns to write in the same UPDATE (the
+    pass's wait); nothing is written when the lease is no longer ours.
     """
     kind = ("keep" if due_at is not None and marked_since is not None
             else "set" if due_at is not None else "none")
+    fields = dict(fields or {})
+    names = tuple(sorted(fields))
 
     def build():
         values = {"lease_owner": None, "lease_expires_at": None,
                   "updated_at": _at("v_now")}
+        values.update({name: sa.bindparam("x_" + name) for name in names})
         if kind == "keep":
             # NOTE(wake-up): decided in the UPDATE itself, so a
             # notification stored between a read and this write cannot be
@@ -126,11 +131,12 @@ def release_lease(aggregate_id, owner, generation, due_at=None,
 
     params = {"b_aggregate_id": aggregate_id, "b_owner": owner,
               "b_generation": generation, "v_now": _now()}
+    params.update({"x_" + name: value for name, value in fields.items()})
     if kind != "none":
         params["v_due"] = due_at
     if kind == "keep":
         params["v_since"] = marked_since
     with _writer() as session:
-        result = session.execute(_statement(("release_lease", kind), build),
-                                 params)
+        result = session.execute(_statement(
+            ("release_lease", kind) + names, build), params)
         return result.rowcount == 1

@@ -78,6 +78,9 @@ class PassContext:
     pool_row: dict = None
     feeds: object = None         # observe.FeedCache: event.from per pool
     long_polls: object = None    # threading.Semaphore bounding long-polls
+    # Pool columns written with the lease's release (NOTE(release-write)
+    # in engine.waits).
+    release_fields: dict = dataclasses.field(default_factory=dict)
 
     def read_master(self, session, timeout=0.0):
         """The pool through its master; ``timeout`` > 0 long-polls.

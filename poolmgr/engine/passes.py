@@ -30,6 +30,7 @@ from poolmgr.engine import journal
 from poolmgr.engine import observe
 from poolmgr.engine import status
 from poolmgr.engine import steps as step_handlers
+from poolmgr.engine.steps import join as join_steps
 from poolmgr.engine import waits
 from poolmgr import planner
 from poolmgr.xenapi import errors
@@ -86,9 +87,10 @@ def run_pass(ctx):
 
 def _act(ctx, pool_row):
     """Observe, plan, execute up to the first mutation or wait."""
-    agg = db_api.get_aggregate(ctx.aggregate_id)
+    agg, unfinished = db_api.get_aggregate_for_pass(ctx.aggregate_id)
     ctx.cause = (agg or {}).get("last_cause") or "resync"
-    journal.abandon_stale(ctx)
+    if unfinished:
+        journal.abandon_stale(ctx)
     desired = context.desired_of(agg)
     members = {m["host"]: m for m in db_api.list_members(ctx.aggregate_id)}
     if desired is None or pool_row is None:
@@ -105,6 +107,9 @@ def _act(ctx, pool_row):
     observe.record_observation(ctx, desired, pool_row, observed, steps)
     for i, step in enumerate(steps):
         ctx.check_running()
+        following = steps[i + 1] if i + 1 < len(steps) else None
+        if join_steps.written_by_its_join(step, following):
+            continue
         step_handlers.execute(ctx, step, observed)
         if step.kind in CONTINUE_AFTER:
             continue
@@ -112,7 +117,6 @@ def _act(ctx, pool_row):
         # plans from fresh facts instead of trusting this plan. When the
         # plan's next step waits for this one (join -> live, eject ->
         # standalone), the wait is recorded now.
-        following = steps[i + 1] if i + 1 < len(steps) else None
         if following is not None and following.kind in _WAIT_STEPS and \
                 following.host == step.host:
             raise waits.Waiting(following.kind, following.host,

@@ -352,7 +352,8 @@ class Scheduler:
         finally:
             try:
                 db_api.release_lease(aggregate_id, self.owner, generation,
-                                     due_at=due_at, marked_since=started)
+                                     due_at=due_at, marked_since=started,
+                                     fields=ctx.release_fields)
             except DATABASE_ERRORS as exc:
                 # NOTE(one-line): an outage is the database's, not a bug
                 # here; the lease expires by itself after lease_time.

@@ -80,8 +80,11 @@ def record(ctx, waiting, previous):
     if entry != previous:
         # NOTE(true-now): the reasons of the pass before the step are
         # stale; the pool now waits, and says for what.
-        db_api.update_pool(ctx.aggregate_id, waiting=entry,
-                           reasons=[reason_of(entry)])
+        # NOTE(release-write): the pass ends here, so the wait is written
+        # by the UPDATE that releases the lease (one statement, not two;
+        # fenced like it: a pass that lost its lease records no wait, and
+        # the next holder finds the wait again by observing).
+        ctx.release_fields.update(waiting=entry, reasons=[reason_of(entry)])
     LOG.debug("Pool %s: waits (%s %s)", ctx.aggregate_id, entry["kind"],
               entry["host"])
     return entry

@@ -56,6 +56,22 @@ def test_holder_that_lost_its_lease_cannot_renew_it(db):
     assert not db_api.renew_lease(7, "a", gen, 30)
 
 
+def test_a_release_writes_its_fields_only_while_the_lease_is_held(db):
+    wait = {"kind": "wait_member", "host": "c1"}
+    gen = db_api.acquire_lease(7, "a", -1)
+    gen_b = db_api.acquire_lease(7, "b", 30)
+    assert not db_api.release_lease(7, "a", gen, fields={
+        "waiting": wait, "reasons": ["stale"]})
+    pool = db_api.get_pool(7)
+    assert (pool["waiting"], pool["lease_owner"]) == (None, "b")
+    assert pool["reasons"] != ["stale"]
+    assert db_api.release_lease(7, "b", gen_b, fields={
+        "waiting": wait, "reasons": ["waiting for c1"]})
+    pool = db_api.get_pool(7)
+    assert (pool["waiting"], pool["reasons"], pool["lease_owner"]) == (
+        wait, ["waiting for c1"], None)
+
+
 def test_holder_that_lost_its_lease_cannot_release_the_new_one(db):
     gen = db_api.acquire_lease(7, "a", -1)
     gen_b = db_api.acquire_lease(7, "b", 30)

@@ -33,10 +33,26 @@ def preflight(ctx, step, observed):
                            f.remediation for f in failures))[:2000])
 
 
+def written_by_its_join(step, following):
+    """True for a passing pre-flight whose join comes next in the plan.
+
+    NOTE(one-write): the pre-flight's member write (state ``preflight``,
+    its error cleared) would be overwritten by the join's a few
+    milliseconds later in the same pass; the join's write clears the
+    error itself, so the pass skips the pre-flight's (400 UPDATEs fewer in
+    the 100 x 5 build-out). A pre-flight followed by anything else (a
+    compute VM to stop first) still writes its state.
+    """
+    return (step.kind == planner.PREFLIGHT and not step.failures
+            and following is not None and following.kind == planner.JOIN
+            and following.host == step.host)
+
+
 def join(ctx, step, observed):
     view = observed.hosts[step.host]
     db_api.upsert_member(ctx.aggregate_id, step.host,
-                         state=db_api.MEMBER_JOINING, xenserver_uuid=view.uuid)
+                         state=db_api.MEMBER_JOINING, xenserver_uuid=view.uuid,
+                         error_code=None, error_params=None)
     xs = ctx.conf.xenserver
     joiner = ctx.sessions.get(view.url, follow_master=False)
     journal.mutate(ctx, "join", step, lambda: operations.join_pool(
