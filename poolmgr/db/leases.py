@@ -68,16 +68,23 @@ def _held_by():
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def renew_lease(aggregate_id, owner, generation, lease_time):
-    """Extend a held lease; False when it was lost (expired and taken)."""
+def renew_lease(aggregate_id, owner, generation, lease_time, reasons=None):
+    """Extend a held lease; False when it was lost (expired and taken).
+
+    ``reasons``: the pool's reasons, written in the same fenced UPDATE.
+    """
     now = _now()
+    params = {"b_aggregate_id": aggregate_id, "b_owner": owner,
+              "b_generation": generation,
+              "v_expires": now + datetime.timedelta(seconds=lease_time)}
+    values = {"lease_expires_at": _at("v_expires")}
+    if reasons is not None:
+        values["reasons"] = sa.bindparam("v_reasons")
+        params["v_reasons"] = list(reasons)
     with _writer() as session:
-        result = session.execute(_statement("renew_lease", lambda: sa.update(
-            _POOLS).where(*_held_by()).values(
-            lease_expires_at=_at("v_expires"))), {
-            "b_aggregate_id": aggregate_id, "b_owner": owner,
-            "b_generation": generation,
-            "v_expires": now + datetime.timedelta(seconds=lease_time)})
+        result = session.execute(_statement(
+            ("renew_lease", reasons is not None), lambda: sa.update(
+                _POOLS).where(*_held_by()).values(values)), params)
         return result.rowcount == 1
 
 

@@ -21,7 +21,7 @@ LOG = logging.getLogger(__name__)
 
 def mutate(ctx, kind, step, call):
     """Fence, journal, run ``call()`` (one xapi mutation), journal."""
-    ctx.fence()
+    ctx.fence(doing=step.describe())
     op_id = start(ctx, kind, step)
     try:
         result = call()

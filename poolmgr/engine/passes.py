@@ -146,6 +146,14 @@ def _failed(ctx, exc):
             LOG.warning("Pool %s: transient xapi error (attempt %d), again "
                         "in %.1f s: %s", ctx.aggregate_id, attempts, due_in,
                         exc)
+            # NOTE(retry-reason): while the pool backs off, its reasons say
+            # so (written with the lease's release), not what the pass
+            # before the error said.
+            ctx.release_fields["reasons"] = [
+                "transient xapi error%s (attempt %d of %d), trying again in "
+                "%.1f s: %s" % (" on %s" % host if host else "", attempts,
+                                ctx.conf.reconciler.max_attempts, due_in,
+                                exc)]
             return _pending(ctx, RETRY, due_in, reasons=[str(exc)])
     # NOTE(park): permanent, or transient past max_attempts: the member
     # goes to error and the others go on; an error no member owns puts the

@@ -7,6 +7,7 @@ more or one fewer.
 """
 
 import contextlib
+import threading
 
 import sqlalchemy as sa
 
@@ -107,3 +108,40 @@ def test_get_aggregate_for_pass_answers_as_get_aggregate(mysql_url):
     assert db_api.get_aggregate_for_pass(7) == (db_api.get_aggregate(7), True)
     db_api.journal_finish(op, db_api.OP_SUCCEEDED)
     assert db_api.get_aggregate_for_pass(7)[1] is False
+
+
+def test_a_pool_says_which_mutation_is_in_flight(sim):
+    s = sim(3)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    # cmp-3's join is answered 2 s after it arrives, cmp-2's at once.
+    s.set_latency(s.hosts[2]["name_label"], 2.0)
+    results = []
+    runner = threading.Thread(target=lambda: results.append(
+        es.engine(es.make_conf()).reconcile_pool(1)))
+    runner.start()
+    try:
+        es.wait_for(lambda: es.calls(s, "pool.join", s.hosts[2]),
+                    timeout=30, interval=0.01)
+        reasons = db_api.get_pool(1)["reasons"]
+    finally:
+        runner.join(60)
+    # Not the reason of the wait on cmp-2 that ended before this pass.
+    assert len(reasons) == 1 and reasons[0].startswith(
+        "in progress: pool.join(") and " on cmp-3, " in reasons[0], reasons
+    assert results and results[0].converged, results
+    assert db_api.get_pool(1)["reasons"] != reasons
+
+
+def test_a_pool_backing_off_a_transient_error_says_so(sim):
+    s = sim(2)
+    names = es.register(s)
+    es.want(1, "pool-a", names)
+    s.fail_next(s.hosts[1]["name_label"], "pool.join", 1,
+                "HOST_STILL_BOOTING", [])
+    result, _ = _one_pass(es.engine(es.make_conf(max_attempts=3)), 1)
+    assert result.pending == "retry", result
+    [reason] = db_api.get_pool(1)["reasons"]
+    assert reason.startswith("transient xapi error on cmp-2 (attempt 1 of "
+                             "3), trying again in "), reason
+    assert "HOST_STILL_BOOTING" in reason

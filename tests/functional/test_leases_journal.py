@@ -72,6 +72,15 @@ def test_a_release_writes_its_fields_only_while_the_lease_is_held(db):
         wait, ["waiting for c1"], None)
 
 
+def test_a_renewal_writes_its_reasons_only_while_the_lease_is_held(db):
+    gen = db_api.acquire_lease(7, "a", -1)
+    gen_b = db_api.acquire_lease(7, "b", 30)
+    assert not db_api.renew_lease(7, "a", gen, 30, reasons=["stale"])
+    assert db_api.get_pool(7)["reasons"] != ["stale"]
+    assert db_api.renew_lease(7, "b", gen_b, 30, reasons=["in progress: x"])
+    assert db_api.get_pool(7)["reasons"] == ["in progress: x"]
+
+
 def test_holder_that_lost_its_lease_cannot_release_the_new_one(db):
     gen = db_api.acquire_lease(7, "a", -1)
     gen_b = db_api.acquire_lease(7, "b", 30)

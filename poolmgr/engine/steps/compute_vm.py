@@ -47,7 +47,7 @@ class _Text:
 def _mutate(ctx, kind, step, call, cause=None):
     """journal.mutate, returning (operation id, result); ``cause`` is added
     to the pass's cause on this row (e.g. why a VM is started again)."""
-    ctx.fence()
+    ctx.fence(doing=step.describe())
     saved = ctx.cause
     if cause:
         ctx.cause = "%s; %s" % (saved, cause) if saved else cause
