@@ -68,24 +68,32 @@ def _held_by():
 
 
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
-def renew_lease(aggregate_id, owner, generation, lease_time, reasons=None):
+def renew_lease(aggregate_id, owner, generation, lease_time, fields=None):
     """Extend a held lease; False when it was lost (expired and taken).
 
-    ``reasons``: the pool's reasons, written in the same fenced UPDATE.
+    ``fields``: other pool columns written in the same fenced UPDATE (the
+    reason of a mutation about to be made), as release_lease's.
     """
     now = _now()
-    params = {"b_aggregate_id": aggregate_id, "b_owner": owner,
-              "b_generation": generation,
-              "v_expires": now + datetime.timedelta(seconds=lease_time)}
-    values = {"lease_expires_at": _at("v_expires")}
-    if reasons is not None:
-        values["reasons"] = sa.bindparam("v_reasons")
-        params["v_reasons"] = list(reasons)
+    names, extra, params = _extra(fields)
+    params.update({"b_aggregate_id": aggregate_id, "b_owner": owner,
+                   "b_generation": generation,
+                   "v_expires": now + datetime.timedelta(seconds=lease_time)})
     with _writer() as session:
         result = session.execute(_statement(
-            ("renew_lease", reasons is not None), lambda: sa.update(
-                _POOLS).where(*_held_by()).values(values)), params)
+            ("renew_lease",) + names, lambda: sa.update(_POOLS).where(
+                *_held_by()).values(lease_expires_at=_at("v_expires"),
+                                    **extra)), params)
         return result.rowcount == 1
+
+
+def _extra(fields):
+    """(names, SET values, params) of the other columns a lease's UPDATE
+    writes; the names are part of the prebuilt statement's key."""
+    fields = fields or {}
+    names = tuple(sorted(fields))
+    return (names, {name: sa.bindparam("x_" + name) for name in names},
+            {"x_" + name: fields[name] for name in names})
 
 
 def check_lease(aggregate_id, owner, generation):
@@ -115,13 +123,12 @@ def release_lease(aggregate_id, owner, generation, due_at=None,
     """
     kind = ("keep" if due_at is not None and marked_since is not None
             else "set" if due_at is not None else "none")
-    fields = dict(fields or {})
-    names = tuple(sorted(fields))
+    names, extra, params = _extra(fields)
 
     def build():
         values = {"lease_owner": None, "lease_expires_at": None,
                   "updated_at": _at("v_now")}
-        values.update({name: sa.bindparam("x_" + name) for name in names})
+        values.update(extra)
         if kind == "keep":
             # NOTE(wake-up): decided in the UPDATE itself, so a
             # notification stored between a read and this write cannot be
@@ -136,9 +143,8 @@ def release_lease(aggregate_id, owner, generation, due_at=None,
             values["due_at"] = _at("v_due")
         return sa.update(_POOLS).where(*_held_by()).values(**values)
 
-    params = {"b_aggregate_id": aggregate_id, "b_owner": owner,
-              "b_generation": generation, "v_now": _now()}
-    params.update({"x_" + name: value for name, value in fields.items()})
+    params.update({"b_aggregate_id": aggregate_id, "b_owner": owner,
+                   "b_generation": generation, "v_now": _now()})
     if kind != "none":
         params["v_due"] = due_at
     if kind == "keep":

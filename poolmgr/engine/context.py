@@ -48,18 +48,6 @@ def backoff(conf, attempt):
     return wait(state)
 
 
-def in_flight(doing):
-    """The pool's reason while a mutation is in flight.
-
-    NOTE(in-flight): between a wait that ended and the end of the next
-    pass the reasons were the last wait's ("waiting for cmp-2 to be live")
-    while cmp-2 was active and cmp-3's pool.join was in flight, seconds on
-    a real xapi; the fence before each mutation (an UPDATE of the pool row
-    already) now says what is under way.
-    """
-    return "in progress: %s" % doing
-
-
 def desired_of(agg):
     """The planner's Desired for an aggregate row (None when absent)."""
     if agg is None:
@@ -128,14 +116,18 @@ class PassContext:
     def fence(self, doing=None):
         """Renew the lease; refuse to touch xapi if it is no longer ours.
 
-        ``doing``: the xapi call about to be made (a mutation's fence), the
-        pool's reason while it is in flight (NOTE(in-flight)).
+        ``doing``: the xapi call about to be made (a mutation's fence).
+        NOTE(in-flight): it is the pool's reason while the call is in
+        flight, written by the renewal's UPDATE. Between a wait that ended
+        and the end of the next pass the reasons were the last wait's
+        ("waiting for cmp-2 to be live") while cmp-2 was active and
+        cmp-3's pool.join was in flight, seconds on a real xapi.
         """
+        fields = {"reasons": ["in progress: %s" % doing]} if doing else None
         if not db_api.renew_lease(self.aggregate_id, self.owner,
                                   self.generation,
                                   self.conf.reconciler.lease_time,
-                                  reasons=[in_flight(doing)] if doing
-                                  else None):
+                                  fields=fields):
             raise LeaseLost()
         self.last_renew = time.monotonic()
 

@@ -75,9 +75,11 @@ def test_a_release_writes_its_fields_only_while_the_lease_is_held(db):
 def test_a_renewal_writes_its_reasons_only_while_the_lease_is_held(db):
     gen = db_api.acquire_lease(7, "a", -1)
     gen_b = db_api.acquire_lease(7, "b", 30)
-    assert not db_api.renew_lease(7, "a", gen, 30, reasons=["stale"])
+    assert not db_api.renew_lease(7, "a", gen, 30,
+                                  fields={"reasons": ["stale"]})
     assert db_api.get_pool(7)["reasons"] != ["stale"]
-    assert db_api.renew_lease(7, "b", gen_b, 30, reasons=["in progress: x"])
+    assert db_api.renew_lease(7, "b", gen_b, 30,
+                              fields={"reasons": ["in progress: x"]})
     assert db_api.get_pool(7)["reasons"] == ["in progress: x"]
 
 
