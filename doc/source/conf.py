@@ -35,7 +35,6 @@ sample_config_basename = "_static/poolmgr"
 
 exclude_patterns = ["_build"]
 templates_path = []
-html_static_path = ["_static"]
 html_theme = "alabaster"
 html_theme_options = {"description": "Nova host aggregates as XenServer pools"}
 html_show_sourcelink = False
