@@ -92,3 +92,19 @@ def test_cli_reference_shows_the_daemons_help(built):
     page = _text(out, "reference/cli.html")
     assert "usage: poolmgr [-h] [--config-dir DIR] [--config-file PATH]" \
         in page
+
+
+def test_tuning_page_states_the_code_defaults():
+    # The tuning page names each option with its default; a changed default
+    # must change the page too.
+    text = (ROOT / "doc" / "source" / "admin" / "tuning.rst").read_text()
+    stated = re.findall(r":oslo.config:option:`(\w+)\.(\w+)` \(([\d.]+)",
+                        text)
+    defaults = {(group.name, opt.dest): opt.default
+                for group, group_opts in opts.list_opts()
+                for opt in group_opts}
+    assert len(stated) >= 20
+    wrong = [(g, n, v, defaults.get((g, n))) for g, n, v in stated
+             if defaults.get((g, n)) is None
+             or float(v) != float(defaults[(g, n)])]
+    assert not wrong, "page, code: %s" % wrong
