@@ -44,3 +44,10 @@ def test_readme_is_short():
     # guide, the design and the references live in doc/source.
     lines = (ROOT / "README.rst").read_text().splitlines()
     assert len(lines) < 300, "README.rst has %d lines" % len(lines)
+
+
+def test_readme_points_only_at_doc_pages_that_exist():
+    text = (ROOT / "README.rst").read_text()
+    paths = re.findall(r"``(doc/source/[\w./-]+)``", text)
+    assert len(paths) >= 5
+    assert [p for p in paths if not (ROOT / p).exists()] == []
