@@ -45,6 +45,11 @@ setuptools.setup(
             "docutils>=0.18",
             "kombu>=5.0",
             "psutil>=5.9",
+            # The docs build runs in the suite (tests/unit/test_docs.py);
+            # doc/requirements.txt lists the same for `tox -e docs`.
+            "sphinx>=7.0",
+            "sphinx-argparse>=0.4",
+            "reno>=4.0",
         ],
     },
     entry_points={

@@ -1,4 +1,4 @@
-"""Keeping the daemon's processes small (README, "Where the memory goes").
+"""Keeping the daemon's processes small (doc/source/design/processes.rst).
 
 NOTE(defer): what the daemon's master imports is mapped into each of its
 workers, so every MB there counts once per process in the RSS sum.
@@ -30,7 +30,7 @@ import threading
 import types
 
 # Libraries oslo.config and oslo.log import but the master does not use
-# (README, "Where the memory goes").
+# (doc/source/design/processes.rst).
 MASTER_DEFERRED = ("rfc3986", "stevedore", "ssl", "xmlrpc.client")
 
 # NOTE(pymysql): PyMySQL's _auth imports these (and with them

@@ -9,7 +9,7 @@ def _nova_client(conf):
     from poolmgr import nova
     if not nova.configured(conf):
         raise CommandError("[nova] is not configured: set auth_type and its "
-                           "options (see README, Nova API)")
+                           "options (see 'Nova' in the installation guide)")
     try:
         return nova.NovaClient(conf)
     except nova.NovaError as exc:

@@ -128,8 +128,9 @@ def reason(host, desired, owner):
                     desired.aggregate_id, host))
     return ("%s is in the xapi pool of %s, which owns that pool (a xapi "
             "pool belongs to one aggregate: the flagged one with the lowest "
-            "id that wants it, see README); remove %s from %s or from "
-            "aggregate %s, then run `poolmgr-manage pool retry %s %s`" % (
+            "id that wants it, see 'One aggregate, one pool' in the docs); "
+            "remove %s from %s or from aggregate %s, then run "
+            "`poolmgr-manage pool retry %s %s`" % (
                 host, _aggregate(owner.aggregate_id, owner.name), host,
                 _aggregate(desired.aggregate_id, desired.name),
                 owner.aggregate_id, desired.aggregate_id, host))

@@ -171,8 +171,8 @@ def test_empty_flagged_aggregate_does_nothing(sim, conf):
 
 
 def test_converged_resync_costs_one_xapi_call(sim, conf):
-    # README: a converged pool costs one xapi call per resync (event.from
-    # on the master; the worker's session is already logged in).
+    # design/passes.rst: a converged pool costs one xapi call per resync
+    # (event.from on the master; the worker's session is already logged in).
     s, engine = _converged(sim, conf)
     before = len(s.calls())
     assert engine.reconcile_pool(1).converged

@@ -1,4 +1,4 @@
-"""The daemon's master imports only what it needs (memory, README).
+"""The daemon's master imports only what it needs (design/processes.rst).
 
 What the master imports is mapped into every worker it forks; the
 libraries are imported by the workers that use them, and the master checks

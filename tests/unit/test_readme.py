@@ -37,3 +37,17 @@ def test_readme_renders_without_warnings():
         settings_overrides={
             "halt_level": docutils.utils.Reporter.WARNING_LEVEL,
             "report_level": 5})
+
+
+def test_readme_is_short():
+    # NOTE(docs): the README says what poolmgr is and how to start; the
+    # guide, the design and the references live in doc/source.
+    lines = (ROOT / "README.rst").read_text().splitlines()
+    assert len(lines) < 300, "README.rst has %d lines" % len(lines)
+
+
+def test_readme_points_only_at_doc_pages_that_exist():
+    text = (ROOT / "README.rst").read_text()
+    paths = re.findall(r"``(doc/source/[\w./-]+)``", text)
+    assert len(paths) >= 5
+    assert [p for p in paths if not (ROOT / p).exists()] == []
