@@ -181,3 +181,14 @@ def test_migration_controls_answer_over_xml_rpc(simulator):
     assert control.sim.set_migration_delay(0.1)["Status"] == "Success"
     (found,) = control.sim.vms_named("xs01", "other-tpl")["Value"]
     assert found["uuid"] == uuid and found["is_a_template"] is True
+
+
+def test_vm_destroy_takes_its_vbds_and_leaves_its_vdis(simulator):
+    sim, master, refs = pool_with_template(simulator, hosts=1)
+    vm = install(master)
+    (vbd,) = master.xenapi.VM.get_VBDs(vm)
+    vdi = master.xenapi.VBD.get_VDI(vbd)
+    master.xenapi.VM.destroy(vm)
+    assert vbd not in master.xenapi.VBD.get_all()
+    assert vdi in master.xenapi.VDI.get_all()
+    assert master.xenapi.VDI.get_VBDs(vdi) == []
