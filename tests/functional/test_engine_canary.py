@@ -229,3 +229,12 @@ def test_a_canary_left_by_a_killed_engine_is_destroyed_next_time(
     assert leftover["vdis"][0] not in [
         rec["uuid"] for rec in master.xenapi.VDI.get_all_records().values()]
     assert ("canary_destroy", "succeeded") in _kinds()
+
+
+def test_a_pool_of_one_member_starts_no_canary(sim, conf):
+    s, names = _pool_with_template(sim, hosts=1)
+    es.want(1, "pool-a", names)
+    assert es.engine(conf).reconcile_pool(1).converged
+    assert _proof()["status"] == "single"
+    assert es.calls(s, "VM.clone") == []
+    assert "the pool has one member" in _view()["live_migration_proof"]
