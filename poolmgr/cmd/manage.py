@@ -172,6 +172,12 @@ def build_parser():
                    help="run the pass here, print each step, exit 0 when "
                         "converged and 1 when not")
     p.set_defaults(func=manage_pool.pool_sync, format="table")
+    p = pool_cmds.add_parser("prove", help="prove live migration now: a "
+                             "canary VM migrated to every member; exit 0 "
+                             "proven, 1 not")
+    p.add_argument("aggregate", metavar="AGGREGATE")
+    _format_arg(p)
+    p.set_defaults(func=manage_pool.pool_prove)
     p = pool_cmds.add_parser("retry", help="clear errors so the engine "
                              "tries again")
     p.add_argument("aggregate", metavar="AGGREGATE")

@@ -13,6 +13,7 @@ import prettytable
 
 from poolmgr.db import api as db_api
 from poolmgr import events
+from poolmgr import proof
 
 UNMANAGED = "unmanaged"
 
@@ -104,6 +105,9 @@ def pool_view(agg, pool, members):
         "desired_hosts": list(agg["hosts"]),
         "members": member_views,
         "live_migration_ready": bool(pool.get("live_migration_ready")),
+        "live_migration_proof": proof.summary(
+            pool.get("canary_proof"), _member_uuids(members)),
+        "live_migration_proof_detail": pool.get("canary_proof"),
         "reasons": reasons,
         "shared_srs": pool.get("sr_matrix") or [],
         "last_error_code": pool.get("last_error_code"),
@@ -111,6 +115,16 @@ def pool_view(agg, pool, members):
         "last_reconciled_at": _time(pool.get("last_reconciled_at")),
         "deleted": bool(agg["deleted"]),
     }
+
+
+def _member_uuids(members):
+    # NOTE(stale-view): the members a proof would cross, from our rows; a
+    # host not joined yet has no say.
+    return [m["xenserver_uuid"] for m in members if m["xenserver_uuid"]
+            and m["state"] not in (db_api.MEMBER_REMOVED,
+                                   db_api.MEMBER_PENDING,
+                                   db_api.MEMBER_PREFLIGHT,
+                                   db_api.MEMBER_JOINING)]
 
 
 def all_pool_views(rows):
@@ -168,6 +182,8 @@ def pool_show_text(p):
         lines.append(srs.get_string())
     lines.append("live migration: %s" % (
         "ready" if p["live_migration_ready"] else "NOT ready"))
+    if p.get("live_migration_proof"):
+        lines.append("live migration proof: %s" % p["live_migration_proof"])
     for reason in p["reasons"]:
         lines.append("  - %s" % reason)
     return "\n".join(lines)

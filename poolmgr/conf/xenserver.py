@@ -50,4 +50,13 @@ OPTS = [
     cfg.FloatOpt("compute_vm_shutdown_timeout", default=120.0, min=1.0,
                  help="Seconds VM.clean_shutdown of a compute VM may take "
                       "before a join falls back to VM.hard_shutdown."),
+    # Issue 26: a canary live migration proves readiness.
+    cfg.StrOpt("canary_vm_template",
+               help="name_label of a small VM template whose disks are on "
+                    "the pools' shared SR. When set, poolmgr proves live "
+                    "migration once a pool becomes active (and on "
+                    "'poolmgr-manage pool prove'): it clones the template "
+                    "into a VM named poolmgr-canary-<aggregate id>, starts "
+                    "it on the master, VM.pool_migrate's it to every other "
+                    "member in turn and destroys it. Unset: no canary."),
 ]

@@ -124,6 +124,8 @@ class Pool(Base, TimestampMixin):
     waiting = sa.Column(JSONEncoded)
     # The metadata poolmgr last wrote into the aggregate.
     reflected = sa.Column(JSONEncoded)
+    # The last canary proof of live migration (poolmgr.proof).
+    canary_proof = sa.Column(JSONEncoded)
 
 
 class PoolMember(Base, TimestampMixin):

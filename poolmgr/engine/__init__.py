@@ -10,7 +10,8 @@ The rooms, one concern each:
 - ``steps/``: one handler per step kind, dispatched from a table;
 - ``journal``: the fenced before/after rows of every xapi mutation;
 - ``status``: the pool's state, reasons and readiness at the end of a pass;
-- ``dryrun``: ``poolmgr-manage pool plan``.
+- ``dryrun``: ``poolmgr-manage pool plan``;
+- ``canary``: the live-migration proof (``poolmgr-manage pool prove``).
 
 ``Engine`` is the facade the service, ``poolmgr-manage`` and the tests use.
 """
@@ -22,6 +23,7 @@ import uuid
 
 from oslo_log import log as logging
 
+from poolmgr.engine import canary
 from poolmgr.engine import context
 from poolmgr.engine import dryrun
 from poolmgr.engine import observe
@@ -109,6 +111,12 @@ class Engine:
             if pause and self._stopping.wait(pause):
                 return result
         return result
+
+    def prove_pool(self, aggregate_id, progress=None):
+        """The canary proof now (``pool prove``): (record or None, one
+        line). Waits (up to two lease times) for another holder's lease."""
+        return canary.prove_pool(self.conf, self.scheduler, aggregate_id,
+                                 progress)
 
     def stats(self):
         """What this engine keeps in memory (feeds) and how it read xapi."""

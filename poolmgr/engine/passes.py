@@ -25,6 +25,7 @@ why the pool is due again and ``due_in`` when:
 from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
+from poolmgr.engine import canary
 from poolmgr.engine import context
 from poolmgr.engine import journal
 from poolmgr.engine import observe
@@ -126,6 +127,9 @@ def _act(ctx, pool_row):
         # The pool changed in this pass (a name, a PBD): its state is
         # written from the next pass's observation, not from this one.
         return _pending(ctx, ACT, 0.0)
+    # NOTE(canary): a pool this pass leaves active is proven here, before
+    # its status is written, so its readiness says what the proof found.
+    canary.maybe_prove(ctx, desired, observed, steps)
     return status.finish(ctx, desired, observed, steps)
 
 

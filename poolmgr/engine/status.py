@@ -7,6 +7,7 @@ from oslo_log import log as logging
 from poolmgr.db import api as db_api
 from poolmgr.engine import context
 from poolmgr import planner
+from poolmgr import proof
 from poolmgr import readiness
 
 LOG = logging.getLogger(__name__)
@@ -78,10 +79,14 @@ def finish(ctx, desired, observed, steps):
                     or observed.hosts[h].status != planner.IN_POOL]
         result = readiness.assess(observed.pool, names=names,
                                   expected=expected)
-        fields.update(live_migration_ready=result.ready,
-                      sr_matrix=result.matrix)
-        reasons = result.reasons + [r for r in reasons
-                                    if r not in result.reasons]
+        ready, ready_reasons = result.ready, result.reasons
+        if ctx.conf.xenserver.canary_vm_template:
+            ready, ready_reasons = proof.judge(
+                pool_row.get("canary_proof"),
+                proof.membership(observed.pool), ready, ready_reasons)
+        fields.update(live_migration_ready=ready, sr_matrix=result.matrix)
+        reasons = ready_reasons + [r for r in reasons
+                                   if r not in ready_reasons]
         state = db_api.POOL_ACTIVE if converged else db_api.POOL_CHANGING
     else:
         fields.update(live_migration_ready=False, sr_matrix=None)

@@ -5,13 +5,14 @@
 outcome in xapi's Status/Value envelope. The handlers of the other calls
 are mixins, one module per concern: pool membership
 (poolmgr.simulator.api_pool), storage and VMs (api_storage_vm), events
-(api_events); ``Api`` inherits them, so ``self.messages`` names them as
-bound methods of the one ``Api``.
+(api_events), templates and migration (api_migrate); ``Api`` inherits
+them, so ``self.messages`` names them as bound methods of the one ``Api``.
 """
 
 import inspect
 
 from poolmgr.simulator.api_events import EventCalls
+from poolmgr.simulator.api_migrate import MigrateCalls
 from poolmgr.simulator.api_pool import PoolCalls
 from poolmgr.simulator.api_storage_vm import StorageVmCalls
 from poolmgr.simulator.model import CLASSES
@@ -38,7 +39,7 @@ EMERGENCY_CALLS = {"pool.emergency_transition_to_master",
                    "host.is_in_emergency_mode"}
 
 
-class Api(PoolCalls, StorageVmCalls, EventCalls):
+class Api(PoolCalls, StorageVmCalls, EventCalls, MigrateCalls):
     def __init__(self, world):
         self.world = world
         self._params_of = {}    # (method, handler) -> params on the wire
@@ -74,6 +75,7 @@ class Api(PoolCalls, StorageVmCalls, EventCalls):
             "event.get_current_id": self.event_get_current_id,
             "session.get_this_host": self.session_get_this_host,
         }
+        self.messages.update(self.migrate_messages())
 
     # -- entry ----------------------------------------------------------------
 

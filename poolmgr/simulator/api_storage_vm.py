@@ -181,6 +181,8 @@ class StorageVmCalls:
                        and p["currently_attached"]
                        for p in db.tables["PBD"].values()):
                 raise Failure("VM_REQUIRES_SR", vm_ref, sr_ref)
+        # NOTE(xapi_vm_helpers.ml): memory is the last of these checks.
+        self._assert_enough_memory(db, vm_ref, host_ref)
 
     def _boot(self, db, vm_ref, host_ref, start_paused):
         vm = db.get("VM", vm_ref)
@@ -245,5 +247,10 @@ class StorageVmCalls:
     def vm_destroy(self, host, session, vm_ref):
         db = host.db
         self._power(db, vm_ref, "Halted")
+        # NOTE(xapi_vm_helpers.destroy): the VM's VBDs go with it, its VDIs
+        # stay (VDI.destroy).
+        for vbd_ref in [r for r, b in db.tables["VBD"].items()
+                        if b["VM"] == vm_ref]:
+            db.remove("VBD", vbd_ref)
         db.remove("VM", vm_ref)
         return ""

@@ -29,6 +29,8 @@ class World:
         self.compute_vms = compute_vms
         # vm uuid -> seconds its guest takes to honour VM.clean_shutdown
         self.clean_shutdown_delays = {}
+        # seconds a VM.pool_migrate takes (sim.set_migration_delay)
+        self.migration_delay = 0.0
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.hosts = []
