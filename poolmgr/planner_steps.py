@@ -62,6 +62,7 @@ MUTATING = frozenset([SET_NAME_LABEL, DESIGNATE_MASTER, EJECT, PLUG_PBD,
 MEMBER_ERROR = "error"
 MEMBER_ACTIVE = "active"
 MEMBER_REMOVED = "removed"
+MEMBER_FENCED = "fenced"
 
 
 @dataclasses.dataclass(frozen=True)

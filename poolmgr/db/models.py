@@ -124,6 +124,12 @@ class Pool(Base, TimestampMixin):
     waiting = sa.Column(JSONEncoded)
     # The metadata poolmgr last wrote into the aggregate.
     reflected = sa.Column(JSONEncoded)
+    # A dead master (engine/failover.py): what the engine saw and did
+    # (engine-owned), the promotion an operator asked for (written by
+    # poolmgr-manage pool promote), and xapi HA as last seen on the master.
+    failover = sa.Column(JSONEncoded)
+    promote_request = sa.Column(JSONEncoded)
+    ha_enabled = sa.Column(sa.Boolean)
 
 
 class PoolMember(Base, TimestampMixin):
