@@ -30,6 +30,8 @@ from poolmgr.planner_steps import (  # noqa: F401 - re-exported
     REFUSE_EJECT_COMPUTE_VM, RELEASE_MASTER, SET_NAME_LABEL, STANDALONE,
     START_COMPUTE_VM, STOP_COMPUTE_VM, UNREACHABLE, UNREGISTERED,
     WAIT_MEMBER, WAIT_STANDALONE, Desired, HostView, Observed, Step)
+from poolmgr.planner_steps import (  # noqa: F401 - re-exported
+    EMERGENCY_TRANSITION, RECOVER_SLAVES)
 from poolmgr import preflight
 from poolmgr import readiness
 

@@ -40,8 +40,8 @@ from poolmgr.xenapi import records
 
 LOG = logging.getLogger(__name__)
 
-TRANSITION = "emergency_transition_to_master"
-RECOVER = "recover_slaves"
+TRANSITION = planner.EMERGENCY_TRANSITION
+RECOVER = planner.RECOVER_SLAVES
 # Seconds one probe of a member may take (a slave-local login, a login).
 PROBE_TIMEOUT = 5.0
 
@@ -214,9 +214,7 @@ def _promote(ctx, desired, pool_row, record, request):
     db_api.update_pool(ctx.aggregate_id, failover=record,
                        promote_request=None)
     step = planner.Step(TRANSITION, name, params={
-        "master": name, "old_master": record["master"]}, reason=(
-            "in place of lost master %s (slave-local session)"
-            % record["master"]))
+        "master": name, "old_master": record["master"]})
     local = ctx.sessions.fresh(host["xapi_url"], local=True)
     try:
         journal.mutate(ctx, TRANSITION, step, lambda: local.call(
@@ -296,8 +294,7 @@ def _master_answers(ctx, desired, pool_row, members, observed, record):
 def _recover(ctx, observed, record):
     """Step 2: pool.recover_slaves on the new master, then verify."""
     name = record["successor"]
-    step = planner.Step(RECOVER, name, params={"master": name}, reason=(
-        "point every member it reaches at it"))
+    step = planner.Step(RECOVER, name, params={"master": name})
     refs = journal.mutate(ctx, RECOVER, step, lambda: ctx.master_session.call(
         "pool.recover_slaves")) or []
     names = observed.names_by_ref()
