@@ -4,7 +4,7 @@ The engine (poolmgr.engine.failover) gathers the facts into a *failover
 record* (``pools.failover``, a dict)::
 
     {"master": compute host, "address": ..., "uuid": ...,
-     "since": ISO time the master stopped answering,
+     "since": ISO time the master stopped answering, "error": its code,
      "answering": [members reached with a slave-local login],
      "silent": [members that did not answer either],
      "resident_vms": [names] or None (not seen),
@@ -61,6 +61,11 @@ def _master(record):
                                  record.get("uuid") or "?")
 
 
+def _since(record):
+    return "since %s (unreachable: %s)" % (record.get("since"),
+                                           record.get("error") or "?")
+
+
 def _answering(record):
     text = "members answering (slave-local login): %s" % (
         ", ".join(record.get("answering") or ()) or "none")
@@ -71,10 +76,10 @@ def _answering(record):
 
 def not_answering_reason(record, elapsed, threshold):
     """The pool's reason before master_dead_after has passed."""
-    return ("pool master %s does not answer since %s (%.0f s); %s; the pool "
-            "is master_lost if it still does not answer after [xenserver] "
+    return ("pool master %s does not answer %s, %.0f s; %s; the pool is "
+            "master_lost if it still does not answer after [xenserver] "
             "master_dead_after = %.0f s" % (
-                _master(record), record.get("since"), elapsed,
+                _master(record), _since(record), elapsed,
                 _answering(record), threshold))
 
 
@@ -92,8 +97,8 @@ def resident_vms_reason(record):
 
 def lost_reasons(record, aggregate, decision, fence_timeout=None):
     """The reasons of a master_lost pool."""
-    reasons = ["pool master %s does not answer since %s; %s" % (
-        _master(record), record.get("since"), _answering(record)),
+    reasons = ["pool master %s does not answer %s; %s" % (
+        _master(record), _since(record), _answering(record)),
         resident_vms_reason(record)]
     fence = record.get("fence") or {}
     if decision == LEAVE_TO_HA:

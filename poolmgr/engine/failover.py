@@ -81,7 +81,9 @@ def consider(ctx, desired, pool_row, members, observed):
     answering, silent = _probe_members(ctx, desired, old, followers)
     if not answering:
         return None
-    record.update(answering=answering, silent=silent)
+    view = observed.hosts[old]
+    record.update(answering=answering, silent=silent,
+                  error=view.code or "unreachable")
     elapsed = (now - _parse(record["since"])).total_seconds()
     threshold = ctx.conf.xenserver.master_dead_after
     request = pool_row.get("promote_request")
