@@ -73,7 +73,8 @@ OPTS = [
                     "the host is off. Keep its own credentials in its own "
                     "files."),
     cfg.FloatOpt("fence_timeout", default=30.0, min=1.0,
-                 help="Seconds fence_command may run; a command still "
-                      "running then is killed and counts as a failed "
-                      "fence."),
+                 help="Seconds fence_command may run (at most half of "
+                      "[reconciler] lease_time: the pass holds the pool's "
+                      "lease meanwhile); a command still running then is "
+                      "killed and counts as a failed fence."),
 ]
