@@ -59,8 +59,12 @@ def test_manual_master_lost_names_the_master_then_pool_promote_works(bed):
     vm = bed.sim.create_running_vm("xs01", "guest-on-master")
     support.settle(2)   # a pass or two read it on the master
     bed.sim.kill_xapi("xs01")
-    support.wait_for(lambda: "does not answer" in _reasons(bed, agg),
-                     timeout=30, what="the master to be seen not answering")
+    # Before master_dead_after: said plainly, not master_lost yet.
+    support.wait_for(lambda: "the pool is master_lost if it still does not "
+                     "answer after [xenserver] master_dead_after = 2 s"
+                     in _reasons(bed, agg), timeout=30,
+                     what="the master to be seen not answering")
+    assert _state(bed, agg, "changing")
     support.wait_for(lambda: _state(bed, agg, "master_lost"), timeout=30,
                      what="master_lost")
     reasons = _reasons(bed, agg)

@@ -69,3 +69,12 @@ def test_promote_of_an_ha_pool_is_refused(manage):
     result = manage("pool", "promote", "pool-a", "--confirm-master-fenced")
     assert result.returncode == 1 and "xapi HA is enabled" in result.stderr
     assert db_api.get_pool(1)["promote_request"] is None
+
+
+def test_retry_makes_a_fenced_old_master_pending_again(manage):
+    _want(["cmp1", "cmp2"])
+    db_api.upsert_member(1, "cmp1", state=db_api.MEMBER_FENCED)
+    result = manage("pool", "retry", "pool-a", "cmp1")
+    assert result.returncode == 0, result.stderr
+    states = {m["host"]: m["state"] for m in db_api.list_members(1)}
+    assert states["cmp1"] == db_api.MEMBER_PENDING
