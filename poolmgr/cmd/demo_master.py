@@ -90,8 +90,8 @@ class MasterFailureDemo(demo.Demo):
                  "copy of the pool" % master)
         self.sim.revive_xapi(master_sim)
         ok = ok and self.wait_for(
-            "the old master to be seen", lambda: (
-                self.pool(agg)["failover"] or {}).get("revived"))
+            "the old master to be seen", lambda: any(
+                "stale copy" in r for r in self.pool(agg)["reasons"]))
         print(file=self.out)
         print(views.pool_show_text(self.pool(agg)), file=self.out)
         print(file=self.out)

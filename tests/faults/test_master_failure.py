@@ -106,12 +106,12 @@ def test_a_revived_old_master_is_not_trusted_and_the_way_out_is_shown(bed):
                      what="cmp-3 promoted")
     bed.sim.revive_xapi("xs01")
     assert bed.sim.role("xs01") == "master"     # its stale pool
-    support.wait_for(
-        lambda: (bed.pool(agg).get("failover") or {}).get("revived"),
-        timeout=30, what="the revived old master to be seen")
+    # NOTE(race): the record is written before the pass's reasons.
+    support.wait_for(lambda: "stale copy of the pool" in _reasons(bed, agg),
+                     timeout=30, what="the revived old master to be seen")
+    assert "answers again as master" in bed.pool(agg)["failover"]["revived"]
     reasons = _reasons(bed, agg)
     assert "cmp-1 was master until cmp-3 was promoted" in reasons
-    assert "stale copy of the pool" in reasons
     assert "poolmgr-manage pool retry %s cmp-1" % agg in reasons
     support.settle(3)
     assert bed.pool(agg)["master"] == "cmp-3"
