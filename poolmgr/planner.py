@@ -25,11 +25,13 @@ from poolmgr.planner_steps import (  # noqa: F401 - re-exported
     BLOCKED, CLEAR_NAME, COMPUTE_VM_KINDS, COMPUTE_VM_RUNNING, CREATE_PBD,
     DESIGNATE_MASTER, DISMISS, EJECT, EJECT_COMPUTE_HOST, IN_POOL, JOIN,
     JOIN_COMPUTE_HOST, MARK_ACTIVE, MARK_REMOVED, MASTER_UNREACHABLE,
-    MEMBER_ACTIVE, MEMBER_ERROR, MEMBER_REMOVED, MUTATING, OTHER_POOL,
-    OWNED_ELSEWHERE, PLUG_PBD, PREFLIGHT, REFUSE_EJECT,
+    MEMBER_ACTIVE, MEMBER_ERROR, MEMBER_FENCED, MEMBER_REMOVED, MUTATING,
+    OTHER_POOL, OWNED_ELSEWHERE, PLUG_PBD, PREFLIGHT, REFUSE_EJECT,
     REFUSE_EJECT_COMPUTE_VM, RELEASE_MASTER, SET_NAME_LABEL, STANDALONE,
     START_COMPUTE_VM, STOP_COMPUTE_VM, UNREACHABLE, UNREGISTERED,
     WAIT_MEMBER, WAIT_STANDALONE, Desired, HostView, Observed, Step)
+from poolmgr.planner_steps import (  # noqa: F401 - re-exported
+    EMERGENCY_TRANSITION, RECOVER_SLAVES)
 from poolmgr import preflight
 from poolmgr import readiness
 
@@ -51,8 +53,12 @@ def master_candidates(desired, recorded_master, members):
         names.append(recorded_master)
     names += [h for h, m in members.items()
               if m.get("state") == MEMBER_ACTIVE]
+    # NOTE(fenced): a master replaced by a promotion may come back still
+    # master of its stale copy of the pool (same pool uuid): never a
+    # candidate, or observation would adopt the stale pool.
     names += [h for h in desired.hosts
-              if (members.get(h) or {}).get("state") != MEMBER_ERROR]
+              if (members.get(h) or {}).get("state") not in (MEMBER_ERROR,
+                                                              MEMBER_FENCED)]
     seen = set()
     return [n for n in names if not (n in seen or seen.add(n))]
 
@@ -150,6 +156,8 @@ def plan_pool_changes(desired, observed, members, force=False):
         if view is None or view.status != IN_POOL:
             continue
         member = members.get(name) or {}
+        if member.get("state") == MEMBER_FENCED:
+            continue    # planner_failover.fenced_steps says why
         live = pool.host_live(view.ref) and pool.host_enabled(view.ref)
         if not live:
             if member.get("state") in _JOINING_STATES:
@@ -187,7 +195,8 @@ def plan_pool_changes(desired, observed, members, force=False):
         view = views.get(name)
         if view is None or view.status == IN_POOL:
             continue
-        if (members.get(name) or {}).get("state") == MEMBER_ERROR:
+        if (members.get(name) or {}).get("state") in (MEMBER_ERROR,
+                                                      MEMBER_FENCED):
             continue
         if view.status == STANDALONE and view.compute_vm:
             steps += join_compute_host_steps(view, pool, master,

@@ -54,6 +54,10 @@ COMPUTE_VM_KINDS = frozenset([STOP_COMPUTE_VM, JOIN_COMPUTE_HOST,
                               START_COMPUTE_VM, COMPUTE_VM_RUNNING,
                               EJECT_COMPUTE_HOST, REFUSE_EJECT_COMPUTE_VM])
 
+# A lost master's promotion (engine/failover.py, planner_failover.py).
+EMERGENCY_TRANSITION = "emergency_transition_to_master"
+RECOVER_SLAVES = "recover_slaves"
+
 MUTATING = frozenset([SET_NAME_LABEL, DESIGNATE_MASTER, EJECT, PLUG_PBD,
                       CREATE_PBD, JOIN, RELEASE_MASTER, CLEAR_NAME,
                       STOP_COMPUTE_VM, JOIN_COMPUTE_HOST, START_COMPUTE_VM,
@@ -62,6 +66,7 @@ MUTATING = frozenset([SET_NAME_LABEL, DESIGNATE_MASTER, EJECT, PLUG_PBD,
 MEMBER_ERROR = "error"
 MEMBER_ACTIVE = "active"
 MEMBER_REMOVED = "removed"
+MEMBER_FENCED = "fenced"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +162,14 @@ class Step:
             return "preflight of %s passes" % self.host
         if self.kind == REFUSE_EJECT:
             return "refuse to eject %s: %s" % (self.host, self.reason)
+        if self.kind == EMERGENCY_TRANSITION:
+            return "pool.emergency_transition_to_master() on %s (slave-" \
+                   "local session), in place of lost master %s, then wait " \
+                   "until %s is master" % (self.host, p.get("old_master"),
+                                           self.host)
+        if self.kind == RECOVER_SLAVES:
+            return "pool.recover_slaves() on new master %s, then ask every " \
+                   "member which master it names" % self.host
         if self.kind in COMPUTE_VM_KINDS:
             return _describe_compute_vm(self, p, on_master)
         return "%s %s%s" % (self.kind, self.host or "",

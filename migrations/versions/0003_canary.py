@@ -1,6 +1,6 @@
 """The canary proof of live migration (issue 26 part 3).
 
-Revision ID: 0003_canary
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-04
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-04
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0003_canary"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

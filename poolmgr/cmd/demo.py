@@ -301,7 +301,19 @@ def build_parser():
                              "elsewhere); by default each host runs its "
                              "nova-compute in a VM, which every join shuts "
                              "down and starts again")
+    parser.add_argument("--scenario", choices=("master-failure",),
+                        help="another story on the same world: "
+                             "master-failure (a master dies, a person "
+                             "promotes a member)")
     return parser
+
+
+def _demo_class(args):
+    """The Demo of ``--scenario`` (imported here: each subclasses Demo)."""
+    if args.scenario == "master-failure":
+        from poolmgr.cmd import demo_master
+        return demo_master.MasterFailureDemo
+    return Demo
 
 
 def main(argv=None):
@@ -311,7 +323,7 @@ def main(argv=None):
     if not 0 < args.address_base < 250:
         build_parser().error("--address-base must be between 1 and 249")
     with tempfile.TemporaryDirectory(prefix="poolmgr-demo-") as workdir:
-        demo = Demo(args, workdir)
+        demo = _demo_class(args)(args, workdir)
         try:
             demo.start()
             return demo.run()

@@ -6,6 +6,8 @@ Categories of commands, as nova-manage and masakari-manage have them::
     poolmgr-manage [--config-file F] db purge --older-than DAYS [--dry-run]
     poolmgr-manage [--config-file F] host register|list|show|remove|check ...
     poolmgr-manage [--config-file F] pool list|show|plan|sync|retry|history ...
+    poolmgr-manage [--config-file F] pool promote AGGREGATE [--host HOST] \
+        --confirm-master-fenced
     poolmgr-manage [--config-file F] events list
     poolmgr-manage [--config-file F] nova sync [--dry-run]
     poolmgr-manage [--config-file F] status
@@ -30,6 +32,7 @@ import sqlalchemy.exc
 
 from poolmgr import bootstrap
 from poolmgr.cmd import manage_db
+from poolmgr.cmd import manage_failover
 from poolmgr.cmd import manage_host
 from poolmgr.cmd import manage_nova
 from poolmgr.cmd import manage_pool
@@ -184,6 +187,16 @@ def build_parser():
     p.add_argument("host", metavar="HOST", nargs="?",
                    help="only this member (default: all in error)")
     p.set_defaults(func=manage_pool.pool_retry, format="table")
+    p = pool_cmds.add_parser("promote", help="make a member master of a "
+                             "master_lost pool (its master powered off)")
+    p.add_argument("aggregate", metavar="AGGREGATE")
+    p.add_argument("--host", metavar="HOST",
+                   help="the new master (default: the aggregate's first "
+                        "host that answers)")
+    p.add_argument("--confirm-master-fenced", action="store_true",
+                   help="required: you have made sure the lost master is "
+                        "powered off")
+    p.set_defaults(func=manage_failover.pool_promote, format="table")
 
     ev = categories.add_parser("events", help="notifications received")
     ev_cmds = ev.add_subparsers(dest="action", metavar="ACTION",

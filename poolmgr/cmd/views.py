@@ -114,6 +114,9 @@ def pool_view(agg, pool, members):
         "last_error": pool.get("last_error"),
         "last_reconciled_at": _time(pool.get("last_reconciled_at")),
         "deleted": bool(agg["deleted"]),
+        # A lost master: what was seen and done (engine/failover.py).
+        "failover": pool.get("failover"),
+        "promote_request": pool.get("promote_request"),
     }
 
 

@@ -59,4 +59,31 @@ OPTS = [
                     "into a VM named poolmgr-canary-<aggregate id>, starts "
                     "it on the master, VM.pool_migrate's it to every other "
                     "member in turn and destroys it. Unset: no canary."),
+] + [
+    # A dead master (engine/failover.py, doc/source/admin/master-failure).
+    cfg.FloatOpt("master_dead_after", default=60.0, min=0.0,
+                 help="Seconds a pool's master may not answer, while its "
+                      "members answer, before the pool is master_lost."),
+    cfg.StrOpt("master_failover", default="manual",
+               choices=[("manual", "report master_lost; promote a member "
+                         "only on 'poolmgr-manage pool promote "
+                         "--confirm-master-fenced'"),
+                        ("fenced", "promote a member only after "
+                         "fence_command exits 0 (the old master is powered "
+                         "off)")],
+               help="Who decides that a lost master is dead. poolmgr never "
+                    "promotes when xapi HA is enabled on the pool."),
+    cfg.StrOpt("fence_command",
+               help="With master_failover = fenced: the command that powers "
+                    "the lost master off (split with shell rules, run "
+                    "without a shell). Its environment holds "
+                    "POOLMGR_FENCE_HOST, POOLMGR_FENCE_ADDRESS and "
+                    "POOLMGR_FENCE_UUID and nothing secret; exit 0 means "
+                    "the host is off. Keep its own credentials in its own "
+                    "files."),
+    cfg.FloatOpt("fence_timeout", default=30.0, min=1.0,
+                 help="Seconds fence_command may run (at most half of "
+                      "[reconciler] lease_time: the pass holds the pool's "
+                      "lease meanwhile); a command still running then is "
+                      "killed and counts as a failed fence."),
 ]

@@ -29,7 +29,7 @@ from poolmgr.db.states import (  # noqa: F401
     POOL_CHANGING, POOL_ACTIVE, POOL_ERROR, POOL_DISMISSED, POOL_STATES,
     MEMBER_PENDING, MEMBER_PREFLIGHT, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_REMOVED, MEMBER_ERROR, OP_STARTED, OP_SUCCEEDED,
-    OP_FAILED, OP_ABANDONED)
+    OP_FAILED, OP_ABANDONED, POOL_MASTER_LOST, MEMBER_FENCED)
 from poolmgr.db.counters import (  # noqa: F401
     _SEP, NOTIFICATIONS, DUPLICATES, OPERATIONS, SKIPPED, _MAX_LABEL, _counter,
     _bump, add_counters, count_skipped, counter_values, duplicate_counts,
@@ -51,7 +51,7 @@ from poolmgr.db.pools import (  # noqa: F401
     list_members, list_all_members, upsert_member, delete_member,
     _IN_POOL_STATES, _like_json_string, pool_claimants, compute_hosts_by_uuid,
     claim_pool_uuid, retry_pool, set_reflected, pool_claimants_many,
-    add_members)
+    add_members, request_promotion)
 from poolmgr.db.leases import (  # noqa: F401
     acquire_lease, renew_lease, check_lease, release_lease)
 from poolmgr.db.journal import (  # noqa: F401

@@ -126,6 +126,12 @@ class Pool(Base, TimestampMixin):
     reflected = sa.Column(JSONEncoded)
     # The last canary proof of live migration (poolmgr.proof).
     canary_proof = sa.Column(JSONEncoded)
+    # A dead master (engine/failover.py): what the engine saw and did
+    # (engine-owned), the promotion an operator asked for (written by
+    # poolmgr-manage pool promote), and xapi HA as last seen on the master.
+    failover = sa.Column(JSONEncoded)
+    promote_request = sa.Column(JSONEncoded)
+    ha_enabled = sa.Column(sa.Boolean)
 
 
 class PoolMember(Base, TimestampMixin):

@@ -15,7 +15,7 @@ from poolmgr.db.session import _writer_connection, _statement, _where
 from poolmgr.db.session import _values, _rows, _at
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
-    MEMBER_EJECTING, MEMBER_ERROR)
+    MEMBER_EJECTING, MEMBER_ERROR, MEMBER_FENCED)
 from poolmgr.db.mirror import _is_pool
 
 
@@ -349,7 +349,10 @@ def retry_pool(aggregate_id, host=None):
     with _writer() as session:
         query = sa.update(models.PoolMember).where(
             models.PoolMember.aggregate_id == aggregate_id,
-            models.PoolMember.state == MEMBER_ERROR)
+            # NOTE(fenced): a lost master replaced by a promotion is
+            # re-admitted only by an operator's retry (after they made it
+            # leave its stale pool), never by the engine on its own.
+            models.PoolMember.state.in_((MEMBER_ERROR, MEMBER_FENCED)))
         if host is not None:
             query = query.where(models.PoolMember.host == host)
         cleared = session.execute(query.values(
@@ -365,6 +368,22 @@ def retry_pool(aggregate_id, host=None):
         session.execute(sa.update(models.Pool).where(
             models.Pool.aggregate_id == aggregate_id).values(**pool_values))
         return cleared
+
+
+def request_promotion(aggregate_id, host=None):
+    """Record an operator's ``pool promote`` for the engine; due now.
+
+    Only the CLI writes ``promote_request``; the engine clears it when it
+    acts on it (engine/failover.py), so a pass that read the pool row
+    before the request cannot overwrite it with its own failover record.
+    """
+    now = _now()
+    request = {"host": host, "at": now.isoformat()}
+    with _writer() as session:
+        session.execute(sa.update(models.Pool).where(
+            models.Pool.aggregate_id == aggregate_id).values(
+            promote_request=request, due_at=now, updated_at=now))
+    return request
 
 
 def set_reflected(aggregate_id, reflected):

@@ -19,8 +19,10 @@ POOL_CHANGING = "changing"
 POOL_ACTIVE = "active"
 POOL_ERROR = "error"
 POOL_DISMISSED = "dismissed"
+# The master does not answer, its members do ([xenserver] master_dead_after).
+POOL_MASTER_LOST = "master_lost"
 POOL_STATES = (POOL_CREATED, POOL_CHANGING, POOL_ACTIVE, POOL_ERROR,
-               POOL_DISMISSED)
+               POOL_DISMISSED, POOL_MASTER_LOST)
 
 MEMBER_PENDING = "pending"
 MEMBER_PREFLIGHT = "preflight"
@@ -29,6 +31,8 @@ MEMBER_ACTIVE = "active"
 MEMBER_EJECTING = "ejecting"
 MEMBER_REMOVED = "removed"
 MEMBER_ERROR = "error"
+# A master replaced by pool promote: never trusted as master again.
+MEMBER_FENCED = "fenced"
 
 # Journal statuses.
 OP_STARTED = "started"

@@ -309,6 +309,11 @@ def record_observation(ctx, desired, pool_row, observed, steps):
             # Observation adopted this pool only after ownership said it
             # is ours; claim_pool_uuid keeps the uuid unique.
             db_api.claim_pool_uuid(ctx.aggregate_id, observed.pool.uuid)
+        ha = records.as_bool(observed.pool.pool.get("ha_enabled"))
+        if bool(pool_row.get("ha_enabled")) != ha:
+            # NOTE(ha): kept for when the master is lost: its members
+            # cannot be asked, and poolmgr never promotes in an HA pool.
+            fields["ha_enabled"] = ha
     if desired.managed and pool_row["state"] in (
             db_api.POOL_CREATED, db_api.POOL_ACTIVE) and \
             any(s.mutating for s in steps):

@@ -27,6 +27,7 @@ from oslo_log import log as logging
 from poolmgr.db import api as db_api
 from poolmgr.engine import canary
 from poolmgr.engine import context
+from poolmgr.engine import failover
 from poolmgr.engine import journal
 from poolmgr.engine import observe
 from poolmgr.engine import status
@@ -34,6 +35,7 @@ from poolmgr.engine import steps as step_handlers
 from poolmgr.engine.steps import join as join_steps
 from poolmgr.engine import waits
 from poolmgr import planner
+from poolmgr import planner_failover
 from poolmgr.xenapi import errors
 
 LOG = logging.getLogger(__name__)
@@ -103,8 +105,14 @@ def _act(ctx, pool_row):
             members[host] = {"state": db_api.MEMBER_PENDING, "attempts": 0}
     observed = observe.observe(ctx, desired, pool_row, members,
                                lazy=True)
+    if desired.managed:
+        lost = failover.consider(ctx, desired, pool_row, members, observed)
+        if lost is not None:
+            return lost
     steps = planner.plan_pool_changes(
         desired, observed, members, force=ctx.conf.xenserver.use_join_force)
+    steps += planner_failover.fenced_steps(pool_row.get("failover"), members,
+                                           desired.aggregate_id)
     observe.record_observation(ctx, desired, pool_row, observed, steps)
     for i, step in enumerate(steps):
         ctx.check_running()

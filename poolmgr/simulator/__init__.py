@@ -23,6 +23,7 @@ import threading
 
 from poolmgr.simulator.api import Api
 from poolmgr.simulator.controls_migrate import MigrateControls
+from poolmgr.simulator.failover import FailoverControls
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator.server import Acceptor
 from poolmgr.simulator.server import Endpoint
@@ -35,7 +36,7 @@ CallRecord = collections.namedtuple("CallRecord",
                                     "timestamp host method params")
 
 
-class Simulator(MigrateControls):
+class Simulator(MigrateControls, FailoverControls):
     def __init__(self, hosts=1, port=8080, address_base=10, username="root",
                  password="", join_delay=10.0, eject_delay=10.0,
                  name_prefix="xs", compute_vms=False, tls=False):
@@ -379,7 +380,8 @@ class Simulator(MigrateControls):
                "unplug_pbd", "create_running_vm", "create_shared_sr",
                "set_clean_shutdown_delay", "vm_state",
                "reset_call_log", "role", "master_of", "pool_uuid",
-               "rotate_certificate") + MigrateControls.MIGRATE_CONTROL
+               "rotate_certificate") + MigrateControls.MIGRATE_CONTROL + \
+            FailoverControls.CONTROL
 
     def control(self, name, params):
         if name == "hosts":

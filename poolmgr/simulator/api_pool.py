@@ -5,6 +5,7 @@ its message table from these methods; ``self.world`` is the Api's World.
 """
 
 from poolmgr.simulator import checks
+from poolmgr.simulator import failover
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator.model import NULL_REF
 
@@ -198,6 +199,12 @@ class PoolCalls:
             raise Failure("HA_IS_ENABLED")
         if host.role == "master":
             return ""
+        old_master = host.master
+        if old_master is not None and old_master.db is host.db and \
+                not old_master.serving:
+            # NOTE(§1.3): the dead master keeps its own view of the pool.
+            failover.fork_stale_view(host.db, old_master)
+            self.world.set_live_in(host.db, old_master, False)
         host.role, host.master, host.emergency = "master", None, False
         host.db.pool()["master"] = host.host_ref()
         host.db.touch(host.db.pool_ref())

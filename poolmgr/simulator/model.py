@@ -219,6 +219,8 @@ class SimHost:
         self.online = True          # False: offline (set_offline)
         self.restarting = False     # True inside a join/eject fuse window
         self.emergency = False
+        # False: its xapi does not answer (sim.kill_xapi); its domains run
+        self.xapi_alive = True
         # machine properties that survive eject (they live on the box)
         self.software_version = dict(DEFAULT_SOFTWARE_VERSION,
                                      hostname=self.name)
@@ -238,7 +240,7 @@ class SimHost:
 
     @property
     def serving(self):
-        return self.online and not self.restarting
+        return self.online and self.xapi_alive and not self.restarting
 
     def describe(self):
         described = {"name_label": self.name, "hostname": self.name,

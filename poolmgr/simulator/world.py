@@ -129,16 +129,20 @@ class World:
     # -- membership changes -------------------------------------------------
 
     def set_live(self, host, live):
-        if host.db is None:
-            return
-        ref = host.host_ref()
+        if host.db is not None:
+            self.set_live_in(host.db, host, live)
+
+    @staticmethod
+    def set_live_in(db, host, live):
+        """``host``'s host_metrics.live as the pool ``db`` records it."""
+        ref = db.host_ref_of(host)
         if ref is None:
             return
-        metrics_ref = host.db.get("host", ref)["metrics"]
-        metrics = host.db.tables["host_metrics"].get(metrics_ref)
+        metrics_ref = db.get("host", ref)["metrics"]
+        metrics = db.tables["host_metrics"].get(metrics_ref)
         if metrics is not None and metrics["live"] != live:
             metrics["live"] = live
-            host.db.touch(metrics_ref)
+            db.touch(metrics_ref)
 
     def members(self, db):
         return [h for h in self.hosts if h.db is db]

@@ -108,10 +108,29 @@ class PoolFeed:
         self.full_reads = 0
         self.delta_reads = 0
         self.last_reset = None     # why the last full read was needed
+        self._previous = None      # (tables, url) before the last reset
 
     def reset(self, why=None):
+        if self.tables is not None:
+            # NOTE(last-seen): kept until a full read succeeds, for
+            # last_snapshot (a master that stopped answering).
+            self._previous = (self.tables, self.url)
         self.url = self.token = self.tables = None
         self.last_reset = why
+
+    def last_snapshot(self):
+        """The pool as the last good read left it (None before any),
+        without calling xapi: what a master that stopped answering last
+        showed."""
+        with self._lock:
+            tables, url = (self.tables, self.url) if self.tables is not None \
+                else (self._previous or (None, None))
+            if tables is None:
+                return None
+            try:
+                return _snapshot(tables, url)
+            except ValueError:
+                return None
 
     def read(self, session, timeout=0.0):
         """The pool now; ``timeout`` > 0 long-polls for a change."""
@@ -149,6 +168,7 @@ class PoolFeed:
             return read_pool(session)
         snap = _snapshot(tables, session.url)
         self.tables, self.token, self.url = tables, token, session.url
+        self._previous = None
         self.full_reads += 1
         return snap
 

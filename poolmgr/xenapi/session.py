@@ -146,8 +146,15 @@ class XapiSession:
     """
 
     def __init__(self, url, username, password, timeout=60.0, verify=True,
-                 ca_file=None, follow_master=True, pin_lookup=None):
+                 ca_file=None, follow_master=True, pin_lookup=None,
+                 local=False):
         self.requested_url = url
+        # NOTE(local): session.slave_local_login_with_password, good only
+        # on this host and for xapi's emergency calls: how a member whose
+        # master is dead is reached (operations.md §1.1). It never follows.
+        self.local = local
+        if local:
+            follow_master = False
         self.url = url
         self._username = username
         self._password = password
@@ -184,6 +191,12 @@ class XapiSession:
         with self._lock:
             for _ in range(MAX_REDIRECTS + 1):
                 client = self._new_client()
+                if self.local:
+                    self._translate(client.slave_local_login_with_password,
+                                    "session.slave_local_login_with_password",
+                                    self._username, self._password)
+                    self._xapi = client
+                    return self
                 try:
                     self._translate(client.login_with_password,
                                     "session.login_with_password",
@@ -303,7 +316,10 @@ class XapiSession:
         if client is None:
             return
         try:
-            client.xenapi.session.logout()
+            if self.local:
+                client.xenapi.session.local_logout()
+            else:
+                client.xenapi.session.logout()
         except Exception:  # noqa: BLE001 - the host may be restarting
             LOG.debug("logout from %s failed; ignored", self.masked_url)
 
@@ -351,15 +367,16 @@ class SessionCache:
         with self._lock:
             return sorted(self._sessions)
 
-    def fresh(self, url, follow_master=False, timeout=None):
-        """An uncached session (for short probes with their own timeout)."""
+    def fresh(self, url, follow_master=False, timeout=None, local=False):
+        """An uncached session (for short probes with their own timeout);
+        ``local``: a slave-local one (XapiSession NOTE(local))."""
         xs = self._conf.xenserver
         return XapiSession(url, xs.connection_username,
                            xs.connection_password,
                            timeout=timeout or xs.call_timeout,
                            verify=xs.verify_tls, ca_file=xs.ca_file,
                            follow_master=follow_master,
-                           pin_lookup=self._pin_lookup)
+                           pin_lookup=self._pin_lookup, local=local)
 
     def close(self):
         with self._lock:
