@@ -30,6 +30,17 @@ from tests.conftest import service_unavailable
 
 XAPI_SECRET = "xapi-S3cr3t-%s" % uuid.uuid4().hex[:6]
 
+# The engine of the daemons these tests start: quick to retry, no resync
+# within a test.
+ENGINE = """
+[reconciler]
+poll_interval = 0.2
+retry_initial_backoff = 0.1
+retry_max_backoff = 1
+lease_time = 15
+resync_interval = 600
+"""
+
 
 def poolmgr_binary():
     found = pathlib.Path(sys.executable).with_name("poolmgr")
@@ -256,6 +267,11 @@ class Daemon:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def members(aggregate_id):
+    """{compute host: member state} of an aggregate's pool."""
+    return {m["host"]: m["state"] for m in db_api.list_members(aggregate_id)}
 
 
 def recorded(count):

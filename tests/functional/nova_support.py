@@ -12,18 +12,6 @@ from poolmgr.db import api as db_api
 from poolmgr import events
 from tests.functional import daemon_support as support
 
-# The engine of the daemons these tests start: quick to retry, no resync
-# within a test.
-ENGINE = """
-[reconciler]
-poll_interval = 0.2
-retry_initial_backoff = 0.1
-retry_max_backoff = 1
-lease_time = 15
-resync_interval = 600
-"""
-
-
 def nova_section(nova, token=None, extra=""):
     """A [nova] section reaching the real Nova through admin_token."""
     return textwrap.dedent("""\
@@ -38,8 +26,9 @@ def nova_section(nova, token=None, extra=""):
 
 
 def daemon_extra(nova, sync_interval=600, reflect=True, token=None):
-    """The daemon's config beyond daemon_support's: ENGINE and [nova]."""
-    return ENGINE + nova_section(
+    """The daemon's config beyond daemon_support's: its ENGINE and
+    [nova]."""
+    return support.ENGINE + nova_section(
         nova, token=token, extra="sync_interval = %s\n"
         "reflect_metadata = %s\nreflect_interval = 0.2\n" % (
             sync_interval, str(reflect).lower()))
@@ -55,15 +44,11 @@ def simulated_computes(simulator, hosts=3):
     return sim, uuids
 
 
-def members(aggregate_id):
-    return {m["host"]: m["state"] for m in db_api.list_members(aggregate_id)}
-
-
 def active(aggregate_id, hosts):
     """The pool is active with exactly ``hosts`` as active members."""
     pool = db_api.get_pool(aggregate_id)
     return (pool is not None and pool["state"] == db_api.POOL_ACTIVE
-            and {h for h, s in members(aggregate_id).items()
+            and {h for h, s in support.members(aggregate_id).items()
                  if s == db_api.MEMBER_ACTIVE} == set(hosts))
 
 

@@ -65,7 +65,7 @@ def test_sync_heals_changes_made_while_the_daemon_was_stopped(
                                 extra=extra).start()
         support.wait_for(
             lambda: nova_support.active(agg, ["compute1", "compute3"])
-            and nova_support.members(agg).get("compute2")
+            and support.members(agg).get("compute2")
             == db_api.MEMBER_REMOVED,
             timeout=90, what="compute3 joined, compute2 out")
         assert sim.pool_uuid("xs03") == sim.pool_uuid("xs01")
@@ -204,7 +204,7 @@ def test_metadata_follows_joins_ejects_and_dismissal_without_a_loop(
         del left["compute2"]
         support.wait_for(lambda: _owned(nova.get_aggregate(agg)[
             "metadata"]) == left, timeout=90, what="compute2's key removed")
-        assert nova_support.members(agg)["compute2"] == db_api.MEMBER_REMOVED
+        assert support.members(agg)["compute2"] == db_api.MEMBER_REMOVED
 
         # Hand-over: the master leaves, compute3 takes over.
         nova.remove_host(agg, "compute1")
