@@ -24,7 +24,7 @@ STARTS = 20
 HOSTS = ["compute1", "compute2"]
 # Seconds after launch within which the first three changes fall: before
 # the workers exist, while they start, around the intake's binding
-# (launch to listening measured 3-13 s on two busy cores).
+# (launch to listening measured 3-23 s on two busy cores).
 EARLY = 8.0
 # Seconds the broker takes to answer a new connection, drawn per start
 # (NOTE(slow-bus)); below the AMQP client's 5 s handshake timeout.
@@ -124,7 +124,7 @@ def _timeline(daemon, launched):
 def _change_during(nova, daemon, launched, run, rng, out):
     """Create, flag and fill an aggregate, each step at a random moment.
 
-    NOTE(moments): a start takes 3 to 13 s here, with the load, so the
+    NOTE(moments): a start takes 3 to 23 s here, with the load, so the
     last change is placed after a point of the start rather than at a
     time: within AFTER_SYNC of the first sync's log line. A versioned
     notification carries the whole aggregate, so only a lost last change
