@@ -17,12 +17,15 @@ from oslo_utils import timeutils
 from poolmgr.db import api as db_api
 from poolmgr import nova
 from poolmgr import reflect
+from poolmgr import startup
 
 LOG = logging.getLogger(__name__)
 
 STATUS = "nova_sync"
 # Seconds without reflection after Nova failed or refused a write.
 REFLECT_PAUSE = 30
+# Seconds between two looks for the binding while a sync is owed to it.
+_OWED_LOOK = 0.5
 
 
 def _iso(value):
@@ -66,11 +69,16 @@ def sync_once(client, dry_run=False):
 
 
 class Loop:
-    """Sync now and every sync_interval; reflect every reflect_interval."""
+    """Sync now and every sync_interval; reflect every reflect_interval.
 
-    def __init__(self, conf, client=None):
+    ``intake_bound`` (a poolmgr.startup.IntakeBound, the daemon's): the
+    first sync waits for it (NOTE(first-sync)).
+    """
+
+    def __init__(self, conf, client=None, intake_bound=None):
         self.conf = conf
         self.client = client
+        self.intake_bound = intake_bound
         self._failing = False
         self._reflect_error = None
         self._reflect_paused_until = 0.0
@@ -129,12 +137,47 @@ class Loop:
             _record(add_reflect_writes=written, add_reflect_failures=failed)
         return written
 
+    def _wait_for_intake(self, stopping):
+        """Before the first sync: True when the queue is bound, False when
+        the sync must run without it (and again once it is bound)."""
+        wait = self.conf.nova.first_sync_wait
+        LOG.info("Nova API sync: first sync once the intake's notification "
+                 "queue is bound (waiting up to %.0fs)", wait)
+        begun = time.monotonic()
+        if startup.wait_for_intake(self.intake_bound, wait, stopping):
+            LOG.info("Nova API sync: the intake's queue is bound (after "
+                     "%.1fs); first sync", time.monotonic() - begun)
+            return True
+        if not stopping.is_set():
+            LOG.warning("Nova API sync: the intake's queue is not bound "
+                        "after %.0fs (is the message bus reachable?); "
+                        "syncing now, and again as soon as it is bound",
+                        wait)
+        return False
+
     def run(self, stopping):
         """Until the ``stopping`` event is set."""
+        # NOTE(first-sync): the first listing is asked for only once the
+        # intake's queue is bound (poolmgr.startup), so a change Nova makes
+        # while poolmgr starts is in that listing or in the queue. A bus
+        # that is down must not leave the daemon without desired state, so
+        # after [nova] first_sync_wait the sync runs anyway; what Nova
+        # changes between that listing and the binding is then caught by
+        # one more sync as soon as the queue is bound, not a sync_interval
+        # later.
+        owed = False
+        if self.intake_bound is not None:
+            owed = not self._wait_for_intake(stopping)
         next_sync = 0.0
         while not stopping.is_set():
             now = time.monotonic()
             try:
+                if owed and self.intake_bound.is_set():
+                    owed = False
+                    LOG.info("Nova API sync: the intake's queue is bound "
+                             "now; syncing again so that no change made "
+                             "before it is missed")
+                    next_sync = now
                 if now >= next_sync:
                     next_sync = now + self.conf.nova.sync_interval
                     self.sync()
@@ -142,8 +185,9 @@ class Loop:
             except Exception as exc:  # noqa: BLE001 - e.g. the DB is down
                 LOG.warning("Nova API sync loop: %s: %s",
                             type(exc).__name__, exc)
-            stopping.wait(min(self.conf.nova.reflect_interval,
-                              max(0.0, next_sync - time.monotonic())))
+            wait = min(self.conf.nova.reflect_interval,
+                       max(0.0, next_sync - time.monotonic()))
+            stopping.wait(min(wait, _OWED_LOOK) if owed else wait)
 
 
 def status_view(conf):

@@ -19,6 +19,7 @@ from oslo_log import log
 
 from poolmgr import bootstrap
 from poolmgr import memory
+from poolmgr import startup
 from poolmgr import utils
 
 LOG = log.getLogger(__name__)
@@ -69,10 +70,11 @@ class IntakeService(cotyledon.Service):
 
     name = "intake"
 
-    def __init__(self, worker_id, conf):
+    def __init__(self, worker_id, conf, intake_bound=None):
         super().__init__(worker_id)
         _start_worker(conf, (bootstrap.DATABASE, bootstrap.MESSAGING))
         self.conf = conf
+        self.intake_bound = intake_bound
         self.listener = None
         self.transport = None
         self.endpoint = None
@@ -115,6 +117,12 @@ class IntakeService(cotyledon.Service):
                  "queue %s", self.worker_id, self.conf.notifications.exchange,
                  ",".join(self.conf.notifications.topics),
                  self.conf.notifications.pool)
+        if self.intake_bound is not None:
+            # NOTE(bound): the listener has started, so the queue is
+            # declared and bound to every topic: the first Nova API sync
+            # may run (poolmgr.startup). Said after the line above, so the
+            # log tells the order too.
+            self.intake_bound.report()
 
     def _listen(self):
         """Start a listener; False when told to stop first."""
@@ -312,10 +320,11 @@ class NovaSyncService(cotyledon.Service):
 
     name = "nova-sync"
 
-    def __init__(self, worker_id, conf):
+    def __init__(self, worker_id, conf, intake_bound=None):
         super().__init__(worker_id)
         _start_worker(conf, (bootstrap.DATABASE, bootstrap.NOVA))
         self.conf = conf
+        self.intake_bound = intake_bound
         self._stopping = threading.Event()
 
     def run(self):
@@ -325,7 +334,8 @@ class NovaSyncService(cotyledon.Service):
                  self.conf.nova.sync_interval,
                  "on" if self.conf.nova.reflect_metadata else "off")
         try:
-            novasync.Loop(self.conf).run(self._stopping)
+            novasync.Loop(self.conf, intake_bound=self.intake_bound).run(
+                self._stopping)
         except Exception as exc:  # noqa: BLE001 - [nova] options broken
             LOG.error("Nova API sync stopped: %s", exc)
 
@@ -343,7 +353,11 @@ def build_service_manager(conf, nova_configured=None):
     ``[nova] auth_type``; None reads it from conf.
     """
     sm = cotyledon.ServiceManager()
-    sm.add(IntakeService, workers=conf.notifications.workers, args=(conf,))
+    # NOTE(startup-order): made before any worker is forked, so each one
+    # shares it; the first Nova API sync waits for it (poolmgr.startup).
+    intake_bound = startup.IntakeBound(getattr(sm, "mp_context", None))
+    sm.add(IntakeService, workers=conf.notifications.workers,
+           args=(conf, intake_bound))
     sm.add(ReconcilerService, workers=conf.reconciler.workers, args=(conf,))
     if conf.metrics.prometheus_port:
         sm.add(MetricsService, workers=1, args=(conf,))
@@ -352,7 +366,7 @@ def build_service_manager(conf, nova_configured=None):
     if nova_configured is None:
         nova_configured = bool(conf.nova.auth_type)
     if nova_configured:
-        sm.add(NovaSyncService, workers=1, args=(conf,))
+        sm.add(NovaSyncService, workers=1, args=(conf, intake_bound))
     else:
         LOG.info("Nova API sync: not configured ([nova] auth_type unset); "
                  "desired state from notifications only")

@@ -7,6 +7,7 @@ pass by skipping.
 
 import os
 import socket
+import sys
 import urllib.parse
 import uuid
 
@@ -51,6 +52,41 @@ class StrictRecord(dict):
     def get(self, key, default=None):
         self._check(key)
         return super().get(key, default)
+
+
+# Characters of daemon logs a failing report carries: the tail of each log,
+# this budget shared among the daemons, none given fewer than LOG_MIN.
+LOG_BUDGET, LOG_MIN = 48000, 4000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report ends with the log of each daemon it ran
+    (tests/functional/daemon_support.Daemon, the faults' too), whether it
+    failed in its set-up, its call or its teardown: a flaky failure in CI
+    is diagnosable from the CI output alone."""
+    outcome = yield
+    report = outcome.get_result()
+    # NOTE(lazy): a session that never imported daemon_support started no
+    # daemon; the unit tests do not import oslo.messaging for this.
+    support = sys.modules.get("tests.functional.daemon_support")
+    if support is None:
+        return
+    daemons = support.Daemon.started
+    if report.failed and daemons and not item.stash.get(_LOGS_SHOWN, False):
+        item.stash[_LOGS_SHOWN] = True
+        tail = max(LOG_MIN, LOG_BUDGET // len(daemons))
+        for i, daemon in enumerate(daemons, 1):
+            text = daemon.log_text()
+            report.sections.append((
+                "daemon %d log (%s, last %d chars)" % (
+                    i, daemon.log.name, min(len(text), tail)),
+                text[-tail:]))
+    if call.when == "teardown":
+        daemons.clear()
+
+
+_LOGS_SHOWN = pytest.StashKey[bool]()
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,14 @@ OPTS = [
                       "/os-aggregates), also run at start-up: adopts "
                       "aggregates created before poolmgr listened and heals "
                       "changes whose notifications were lost."),
+    cfg.FloatOpt("first_sync_wait", default=60.0, min=0.0,
+                 help="Seconds the first desired-state sync after start "
+                      "waits for the intake's notification queue to be "
+                      "bound, so that every change Nova makes while poolmgr "
+                      "starts is seen by the listing or by a notification. "
+                      "When the queue is not bound by then (the message bus "
+                      "is unreachable) the sync runs anyway and runs again "
+                      "as soon as the queue is bound."),
     cfg.BoolOpt("reflect_metadata", default=True,
                 help="Write each pool's state into its aggregate's metadata "
                      "(operational_state, master_compute, one <compute "

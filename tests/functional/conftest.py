@@ -12,28 +12,6 @@ from tests.realnova.fixture import nova  # noqa: F401
 from tests.realnova.fixture import real_nova  # noqa: F401
 
 
-LOG_TAIL = 12000
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """A failing test's report ends with the log of each daemon it ran:
-    a flaky failure in CI is diagnosable from the CI output alone."""
-    outcome = yield
-    report = outcome.get_result()
-    if call.when == "setup":
-        support.Daemon.started.clear()
-    if report.failed and call.when == "call":
-        for i, daemon in enumerate(support.Daemon.started, 1):
-            text = daemon.log_text()
-            report.sections.append((
-                "daemon %d log (%s, last %d chars)" % (
-                    i, daemon.log.name, min(len(text), LOG_TAIL)),
-                text[-LOG_TAIL:]))
-    if call.when == "teardown":
-        support.Daemon.started.clear()
-
-
 @pytest.fixture
 def sim(mysql_url, simulator):
     """The simulator factory (tests/conftest.py: the engine's password,

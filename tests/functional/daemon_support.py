@@ -26,8 +26,20 @@ import sqlalchemy as sa
 from poolmgr import bootstrap
 from poolmgr.db import api as db_api
 from poolmgr import fakenova
+from tests.conftest import service_unavailable
 
 XAPI_SECRET = "xapi-S3cr3t-%s" % uuid.uuid4().hex[:6]
+
+# The engine of the daemons these tests start: quick to retry, no resync
+# within a test.
+ENGINE = """
+[reconciler]
+poll_interval = 0.2
+retry_initial_backoff = 0.1
+retry_max_backoff = 1
+lease_time = 15
+resync_interval = 600
+"""
 
 
 def poolmgr_binary():
@@ -55,6 +67,39 @@ def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
             raise AssertionError("timed out after %.0fs waiting for %s"
                                  % (timeout, what))
         time.sleep(interval)
+
+
+def rabbitmqctl(*args):
+    """rabbitmqctl's CompletedProcess; skips (or fails, see
+    tests/conftest.py) when it cannot be run or refuses."""
+    try:
+        result = subprocess.run(["rabbitmqctl"] + list(args),
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        service_unavailable("rabbitmqctl", exc)
+    if result.returncode != 0:
+        service_unavailable("rabbitmqctl %s" % args[0],
+                            result.stderr[-300:].strip())
+    return result
+
+
+@contextlib.contextmanager
+def refused_broker_user(rabbit_url):
+    """(url, accept): a transport URL for a RabbitMQ user of its own, on
+    ``rabbit_url``'s host and vhost, that the broker refuses (wrong
+    password) until ``accept()``; the user is deleted afterwards."""
+    user = "pm_broker_%s" % uuid.uuid4().hex[:8]
+    password = "right-%s" % uuid.uuid4().hex[:8]
+    where = rabbit_url.rsplit("@", 1)[1]
+    vhost = where.split("/", 1)[1] if "/" in where else ""
+    rabbitmqctl("add_user", user, "not-yet-%s" % uuid.uuid4().hex[:8])
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost or "/", user, ".*", ".*",
+                    ".*")
+        yield ("rabbit://%s:%s@%s" % (user, password, where),
+               lambda: rabbitmqctl("change_password", user, password))
+    finally:
+        rabbitmqctl("delete_user", user)
 
 
 class Bus:
@@ -127,7 +172,7 @@ class Daemon:
 
     Every daemon a test starts is remembered in ``started`` so that a
     failing test's report carries the tail of each one's log
-    (tests/functional/conftest.py).
+    (tests/conftest.py).
     """
 
     started = []
@@ -222,6 +267,11 @@ class Daemon:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def members(aggregate_id):
+    """{compute host: member state} of an aggregate's pool."""
+    return {m["host"]: m["state"] for m in db_api.list_members(aggregate_id)}
 
 
 def recorded(count):

@@ -8,8 +8,9 @@ from keystoneauth1 import loading as ks_loading
 import kombu
 
 from poolmgr import bootstrap
+from poolmgr.db import api as db_api
+from poolmgr import events
 from tests.functional import daemon_support as support
-
 
 def nova_section(nova, token=None, extra=""):
     """A [nova] section reaching the real Nova through admin_token."""
@@ -22,6 +23,44 @@ def nova_section(nova, token=None, extra=""):
         timeout = 5
         """).format(endpoint=nova.endpoint,
                     token=token or nova.token) + extra
+
+
+def daemon_extra(nova, sync_interval=600, reflect=True, token=None):
+    """The daemon's config beyond daemon_support's: its ENGINE and
+    [nova]."""
+    return support.ENGINE + nova_section(
+        nova, token=token, extra="sync_interval = %s\n"
+        "reflect_metadata = %s\nreflect_interval = 0.2\n" % (
+            sync_interval, str(reflect).lower()))
+
+
+def simulated_computes(simulator, hosts=3):
+    """Simulated hosts registered as compute1..N: (sim, {compute: uuid})."""
+    sim = simulator(hosts=hosts, password=support.XAPI_SECRET)
+    uuids = {}
+    for i, host in enumerate(sim.hosts, 1):
+        db_api.register_host("compute%d" % i, host["url"])
+        uuids["compute%d" % i] = host["uuid"]
+    return sim, uuids
+
+
+def active(aggregate_id, hosts):
+    """The pool is active with exactly ``hosts`` as active members."""
+    pool = db_api.get_pool(aggregate_id)
+    return (pool is not None and pool["state"] == db_api.POOL_ACTIVE
+            and {h for h, s in support.members(aggregate_id).items()
+                 if s == db_api.MEMBER_ACTIVE} == set(hosts))
+
+
+def pool_aggregate(nova, name, hosts, extra_metadata=None):
+    """A flagged aggregate of ``hosts`` made through Nova's API; its id."""
+    agg = nova.create_aggregate(name)
+    metadata = {events.POOL_FLAG: "true"}
+    metadata.update(extra_metadata or {})
+    nova.set_metadata(agg["id"], metadata)
+    for host in hosts:
+        nova.add_host(agg["id"], host)
+    return agg["id"]
 
 
 def nova_conf(nova, token=None, **overrides):

@@ -1,9 +1,7 @@
 """The daemon against a RabbitMQ that refuses its credentials."""
 
-import subprocess
 import uuid
 
-from tests.conftest import service_unavailable
 from tests.functional import daemon_support as support
 
 
@@ -44,39 +42,19 @@ def test_refused_broker_credentials_are_masked_in_the_error_line(
     assert ":***@" in line
 
 
-def _rabbitmqctl(*args):
-    try:
-        result = subprocess.run(["rabbitmqctl"] + list(args),
-                                capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        service_unavailable("rabbitmqctl", exc)
-    if result.returncode != 0:
-        service_unavailable("rabbitmqctl %s" % args[0],
-                            result.stderr[-300:].strip())
-    return result
-
-
 def test_intake_listens_once_the_broker_accepts_the_credentials(
         bus, daemon_factory, rabbit_url):
-    user = "pm_broker_%s" % uuid.uuid4().hex[:8]
-    password = "right-%s" % uuid.uuid4().hex[:8]
-    _rabbitmqctl("add_user", user, "not-yet-%s" % uuid.uuid4().hex[:8])
-    try:
-        _rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+    with support.refused_broker_user(rabbit_url) as (url, accept):
         daemon = daemon_factory(debug=True)
-        daemon.set_option(
-            "transport_url = %s" % bus.rabbit_url,
-            "transport_url = rabbit://%s:%s@%s" % (
-                user, password, rabbit_url.rsplit("@", 1)[1]))
+        daemon.set_option("transport_url = %s" % bus.rabbit_url,
+                          "transport_url = %s" % url)
         daemon.start(wait=False)
         _retried(daemon, 1)
-        _rabbitmqctl("change_password", user, password)
+        accept()
         support.wait_for(lambda: "listening on exchange" in
                          daemon.log_text(), timeout=90,
                          what="the intake to listen")
         assert "the message bus accepted it" in daemon.log_text()
-    finally:
-        _rabbitmqctl("delete_user", user)
 
 
 def test_sigterm_while_the_broker_is_unreachable_stops_the_intake_at_once(

@@ -18,65 +18,22 @@ from poolmgr import events
 from tests.functional import daemon_support as support
 from tests.functional import nova_support
 
-ENGINE = """
-[reconciler]
-poll_interval = 0.2
-retry_initial_backoff = 0.1
-retry_max_backoff = 1
-lease_time = 15
-resync_interval = 600
-"""
-
-
-def _nova_extra(nova, sync_interval=600, reflect=True, token=None):
-    return ENGINE + nova_support.nova_section(
-        nova, token=token, extra="sync_interval = %s\n"
-        "reflect_metadata = %s\nreflect_interval = 0.2\n" % (
-            sync_interval, str(reflect).lower()))
-
-
-def _setup(nova, simulator, hosts=3):
-    sim = simulator(hosts=hosts, password=support.XAPI_SECRET)
-    uuids = {}
-    for i, host in enumerate(sim.hosts, 1):
-        db_api.register_host("compute%d" % i, host["url"])
-        uuids["compute%d" % i] = host["uuid"]
-    return sim, uuids
-
-
-def _members(aggregate_id):
-    return {m["host"]: m["state"] for m in db_api.list_members(aggregate_id)}
-
-
-def _active(aggregate_id, hosts):
-    pool = db_api.get_pool(aggregate_id)
-    return (pool is not None and pool["state"] == db_api.POOL_ACTIVE
-            and {h for h, s in _members(aggregate_id).items()
-                 if s == db_api.MEMBER_ACTIVE} == set(hosts))
-
-
-def _pool_agg(nova, name, hosts, extra_metadata=None):
-    agg = nova.create_aggregate(name)
-    metadata = {events.POOL_FLAG: "true"}
-    metadata.update(extra_metadata or {})
-    nova.set_metadata(agg["id"], metadata)
-    for host in hosts:
-        nova.add_host(agg["id"], host)
-    return agg["id"]
-
 
 def test_daemon_adopts_aggregates_created_before_its_first_start(
         nova, tmp_path, mysql_url, simulator):
-    sim, _ = _setup(nova, simulator)
+    sim, _ = nova_support.simulated_computes(simulator)
     # Created while no poolmgr queue exists: no notification will ever
     # reach the daemon. compute2 is Nova's first host: the master.
-    agg = _pool_agg(nova, "before-start", ["compute2", "compute1"])
+    agg = nova_support.pool_aggregate(nova, "before-start",
+                                      ["compute2", "compute1"])
     bus = nova_support.NovaBus(nova)
     daemon = support.Daemon(tmp_path, bus, mysql_url,
-                            extra=_nova_extra(nova, reflect=False)).start()
+                            extra=nova_support.daemon_extra(
+                                nova, reflect=False)).start()
     try:
-        support.wait_for(lambda: _active(agg, ["compute1", "compute2"]),
-                         timeout=90, what="the adopted pool active")
+        support.wait_for(
+            lambda: nova_support.active(agg, ["compute1", "compute2"]),
+            timeout=90, what="the adopted pool active")
         assert db_api.get_pool(agg)["master"] == "compute2"
         assert sim.role("xs02") == "master"
         assert sim.pool_uuid("xs01") == sim.pool_uuid("xs02")
@@ -89,14 +46,16 @@ def test_daemon_adopts_aggregates_created_before_its_first_start(
 
 def test_sync_heals_changes_made_while_the_daemon_was_stopped(
         nova, tmp_path, mysql_url, simulator):
-    sim, _ = _setup(nova, simulator)
+    sim, _ = nova_support.simulated_computes(simulator)
     bus = nova_support.NovaBus(nova)
-    extra = _nova_extra(nova, reflect=False)
+    extra = nova_support.daemon_extra(nova, reflect=False)
     daemon = support.Daemon(tmp_path, bus, mysql_url, extra=extra).start()
     try:
-        agg = _pool_agg(nova, "heal", ["compute1", "compute2"])
-        support.wait_for(lambda: _active(agg, ["compute1", "compute2"]),
-                         timeout=90, what="the pool of compute1+2 active")
+        agg = nova_support.pool_aggregate(nova, "heal",
+                                          ["compute1", "compute2"])
+        support.wait_for(
+            lambda: nova_support.active(agg, ["compute1", "compute2"]),
+            timeout=90, what="the pool of compute1+2 active")
         assert daemon.stop()[0] == 0
         bus.delete_queue()
         # Lost: nobody listens while these are published.
@@ -104,10 +63,11 @@ def test_sync_heals_changes_made_while_the_daemon_was_stopped(
         nova.remove_host(agg, "compute2")
         daemon = support.Daemon(tmp_path, bus, mysql_url,
                                 extra=extra).start()
-        support.wait_for(lambda: _active(agg, ["compute1", "compute3"])
-                         and _members(agg).get("compute2")
-                         == db_api.MEMBER_REMOVED,
-                         timeout=90, what="compute3 joined, compute2 out")
+        support.wait_for(
+            lambda: nova_support.active(agg, ["compute1", "compute3"])
+            and support.members(agg).get("compute2")
+            == db_api.MEMBER_REMOVED,
+            timeout=90, what="compute3 joined, compute2 out")
         assert sim.pool_uuid("xs03") == sim.pool_uuid("xs01")
         assert sim.pool_uuid("xs02") != sim.pool_uuid("xs01")
         assert db_api.get_aggregate(agg)["hosts"] == ["compute1",
@@ -147,10 +107,11 @@ def _drain(channel, queues):
 
 def test_master_is_novas_first_host_under_shuffled_notifications(
         nova, tmp_path, mysql_url, simulator):
-    sim, _ = _setup(nova, simulator)
+    sim, _ = nova_support.simulated_computes(simulator)
     conn, channel, queues = _capture(nova, "pmtest-capture")
     try:
-        agg = _pool_agg(nova, "shuffled", ["compute2", "compute1"])
+        agg = nova_support.pool_aggregate(nova, "shuffled",
+                                          ["compute2", "compute1"])
         nova.remove_host(agg, "compute2")
         nova.add_host(agg, "compute2")
         assert nova.get_aggregate(agg)["hosts"] == ["compute1", "compute2"]
@@ -162,7 +123,8 @@ def test_master_is_novas_first_host_under_shuffled_notifications(
     assert len(captured) >= 20
     bus = nova_support.NovaBus(nova)
     daemon = support.Daemon(tmp_path, bus, mysql_url,
-                            extra=_nova_extra(nova, reflect=False)).start()
+                            extra=nova_support.daemon_extra(
+                                nova, reflect=False)).start()
     try:
         # Nova's real notifications, older than the start-up listing,
         # delivered shuffled: compute2 was the first host ever added.
@@ -175,8 +137,9 @@ def test_master_is_novas_first_host_under_shuffled_notifications(
                                  content_type="application/json",
                                  content_encoding="utf-8", declare=[])
         support.recorded(len(captured))
-        support.wait_for(lambda: _active(agg, ["compute1", "compute2"]),
-                         timeout=90, what="the pool active")
+        support.wait_for(
+            lambda: nova_support.active(agg, ["compute1", "compute2"]),
+            timeout=90, what="the pool active")
         assert db_api.get_pool(agg)["master"] == "compute1"
         assert sim.role("xs01") == "master"
         assert db_api.get_aggregate(agg)["hosts"] == ["compute1",
@@ -204,15 +167,15 @@ def _owned(metadata):
 
 def test_metadata_follows_joins_ejects_and_dismissal_without_a_loop(
         nova, tmp_path, mysql_url, simulator):
-    sim, uuids = _setup(nova, simulator)
+    sim, uuids = nova_support.simulated_computes(simulator)
     bus = nova_support.NovaBus(nova)
     daemon = support.Daemon(tmp_path, bus, mysql_url,
-                            extra=_nova_extra(nova)).start()
+                            extra=nova_support.daemon_extra(nova)).start()
     try:
         base = len(nova.api_calls("POST", "/action"))
-        agg = _pool_agg(nova, "reflected", ["compute1", "compute2",
-                                            "compute3"],
-                        extra_metadata={"note": "operator's own"})
+        agg = nova_support.pool_aggregate(
+            nova, "reflected", ["compute1", "compute2", "compute3"],
+            extra_metadata={"note": "operator's own"})
         full = {"operational_state": "active", "master_compute": "compute1",
                 "compute1": uuids["compute1"], "compute2": uuids["compute2"],
                 "compute3": uuids["compute3"]}
@@ -241,7 +204,7 @@ def test_metadata_follows_joins_ejects_and_dismissal_without_a_loop(
         del left["compute2"]
         support.wait_for(lambda: _owned(nova.get_aggregate(agg)[
             "metadata"]) == left, timeout=90, what="compute2's key removed")
-        assert _members(agg)["compute2"] == db_api.MEMBER_REMOVED
+        assert support.members(agg)["compute2"] == db_api.MEMBER_REMOVED
 
         # Hand-over: the master leaves, compute3 takes over.
         nova.remove_host(agg, "compute1")
@@ -264,13 +227,13 @@ def test_metadata_follows_joins_ejects_and_dismissal_without_a_loop(
 
 def test_nova_down_during_a_sync_leaves_the_daemon_on_notifications(
         nova, tmp_path, mysql_url, simulator):
-    sim, _ = _setup(nova, simulator, hosts=2)
+    sim, _ = nova_support.simulated_computes(simulator, hosts=2)
     bus = nova_support.NovaBus(nova)
     metrics_port = support.free_port()
     daemon = support.Daemon(tmp_path, bus, mysql_url,
                             metrics_port=metrics_port,
-                            extra=_nova_extra(nova, sync_interval=2,
-                                              reflect=False))
+                            extra=nova_support.daemon_extra(
+                                nova, sync_interval=2, reflect=False))
     daemon.start()
     try:
         support.wait_for(lambda: "Nova API sync: 0 aggregate(s)"
@@ -286,8 +249,9 @@ def test_nova_down_during_a_sync_leaves_the_daemon_on_notifications(
         fake.set_metadata(agg, {events.POOL_FLAG: "true"})
         fake.add_host(agg, "compute1")
         fake.add_host(agg, "compute2")
-        support.wait_for(lambda: _active(agg, ["compute1", "compute2"]),
-                         timeout=90, what="a pool from notifications alone")
+        support.wait_for(
+            lambda: nova_support.active(agg, ["compute1", "compute2"]),
+            timeout=90, what="a pool from notifications alone")
         status = json.loads(_manage(daemon, "status", "--format", "json"))
         sync = status["nova_sync"]
         assert sync["last_success_at"] and sync["last_error"]
@@ -327,10 +291,11 @@ def _scrape(port):
 
 def test_refused_credentials_are_one_log_line_and_notifications_apply(
         nova, tmp_path, mysql_url, simulator):
-    _setup(nova, simulator, hosts=2)
+    nova_support.simulated_computes(simulator, hosts=2)
     bus = nova_support.NovaBus(nova)
-    daemon = support.Daemon(tmp_path, bus, mysql_url, extra=_nova_extra(
-        nova, sync_interval=600, token="Wr0ng-T0ken-x")).start()
+    daemon = support.Daemon(
+        tmp_path, bus, mysql_url, extra=nova_support.daemon_extra(
+            nova, sync_interval=600, token="Wr0ng-T0ken-x")).start()
     try:
         support.wait_for(lambda: "Nova API sync failed" in daemon.log_text(),
                          timeout=60, what="the refused sync logged")
@@ -339,8 +304,9 @@ def test_refused_credentials_are_one_log_line_and_notifications_apply(
         fake.set_metadata(agg, {events.POOL_FLAG: "true"})
         fake.add_host(agg, "compute1")
         fake.add_host(agg, "compute2")
-        support.wait_for(lambda: _active(agg, ["compute1", "compute2"]),
-                         timeout=90, what="a pool from notifications alone")
+        support.wait_for(
+            lambda: nova_support.active(agg, ["compute1", "compute2"]),
+            timeout=90, what="a pool from notifications alone")
         lines = [line for line in daemon.log_text().splitlines()
                  if "Nova API sync failed" in line]
         assert len(lines) == 1
