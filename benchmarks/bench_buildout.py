@@ -44,8 +44,8 @@ import psutil
 
 import common
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
-from poolmgr import readiness
+from poolmgr.simulator import fakenova
+from poolmgr.plan import readiness
 from poolmgr.simulator import Simulator
 from poolmgr import bootstrap
 from poolmgr.xenapi import operations

@@ -40,8 +40,8 @@ import sqlalchemy as sa
 
 import common
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
-from poolmgr import notifications
+from poolmgr.simulator import fakenova
+from poolmgr import intake
 from poolmgr import bootstrap
 
 TOTAL = 5000
@@ -109,7 +109,7 @@ class NoopEndpoint:
         return oslo_messaging.NotificationResult.HANDLED
 
 
-class CountingEndpoint(notifications.AggregateEndpoint):
+class CountingEndpoint(intake.AggregateEndpoint):
     """poolmgr's endpoint, counting what the dispatcher hands it."""
 
     def __init__(self, tally, latencies=None, **kwargs):
@@ -132,7 +132,7 @@ class CountingEndpoint(notifications.AggregateEndpoint):
 
     def info(self, messages):
         result = super().info(messages)
-        if result == notifications.HANDLED:
+        if result == intake.HANDLED:
             self.tally.add(len(messages))
         return result
 
@@ -157,7 +157,7 @@ def _worker(kind, settings, db_url, shared, barrier, stop, results):
     else:
         endpoint = CountingEndpoint(tally, latencies=latencies,
                                     requeue_delay=0.5)
-        listener = notifications.build_listener(transport, conf, endpoint)
+        listener = intake.build_listener(transport, conf, endpoint)
     barrier.wait()
     cpu = time.process_time()
     listener.start(override_pool_size=conf.notifications.executor_threads)
@@ -249,7 +249,7 @@ def _declare(settings):
     conf = _conf(settings)
     transport = _transport(conf)
     try:
-        listener = notifications.build_listener(transport, conf)
+        listener = intake.build_listener(transport, conf)
         listener.start(override_pool_size=1)
         listener.stop()
         listener.wait()

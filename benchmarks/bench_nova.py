@@ -16,8 +16,8 @@ import time
 
 import common
 from poolmgr.db import api as db_api
-from poolmgr import nova as nova_api
-from poolmgr import novasync
+from poolmgr.nova import client as nova_api
+from poolmgr.nova import sync as novasync
 from tests.functional import nova_support
 from tests.realnova import novactl
 

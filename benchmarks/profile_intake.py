@@ -22,8 +22,8 @@ import uuid
 
 import bench_intake
 import common
-from poolmgr import fakenova
-from poolmgr import notifications
+from poolmgr.simulator import fakenova
+from poolmgr import intake
 
 BATCH = 200
 
@@ -79,7 +79,7 @@ def main(argv=None):
     batches = [messages[i:i + BATCH] for i in range(0, len(messages), BATCH)]
     with common.scratch_database():
         bench_intake._fill(args.prefill)
-        endpoint = notifications.AggregateEndpoint(counter_interval=3600)
+        endpoint = intake.AggregateEndpoint(counter_interval=3600)
         profiler = cProfile.Profile() if args.profile else None
         if args.freeze:
             gc.freeze()

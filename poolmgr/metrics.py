@@ -28,7 +28,7 @@ Families:
 - ``poolmgr_nova_sync_runs_total{outcome}``,
   ``poolmgr_nova_sync_changes_total``, ``poolmgr_nova_sync_up``,
   ``poolmgr_nova_sync_last_success_timestamp_seconds``,
-  ``poolmgr_nova_reflect_writes_total`` (poolmgr.novasync), once a sync ran.
+  ``poolmgr_nova_reflect_writes_total`` (poolmgr.nova.sync), once a sync ran.
 - ``poolmgr_database_up``: 0 when the queries above failed (the other
   families are then absent from that scrape rather than wrong).
 """
@@ -131,8 +131,8 @@ class DatabaseCollector(prom_registry.Collector):
                 _epoch(last))
 
         if hasattr(self.db, "get_service_status"):
-            # The Nova API sync (poolmgr.novasync): poolmgr_nova_sync_*.
-            from poolmgr import novasync
+            # The Nova API sync (poolmgr.nova.sync): poolmgr_nova_sync_*.
+            from poolmgr.nova import sync as novasync
             yield from novasync.metric_families(self.db)
 
 

@@ -84,9 +84,9 @@ class IntakeService(cotyledon.Service):
     def run(self):
         if self._stopping.wait(_jitter(self.worker_id)):
             return
-        from poolmgr import notifications
+        from poolmgr import intake
         _configure_database(self.conf)
-        self.endpoint = notifications.build_endpoint(self.conf)
+        self.endpoint = intake.build_endpoint(self.conf)
         broker_errors = _broker_errors()
         delay, failing = _LISTEN_RETRY_MIN, False
         while True:
@@ -127,9 +127,9 @@ class IntakeService(cotyledon.Service):
     def _listen(self):
         """Start a listener; False when told to stop first."""
         import oslo_messaging
-        from poolmgr import notifications
+        from poolmgr import intake
         transport = oslo_messaging.get_notification_transport(self.conf)
-        listener = notifications.build_listener(transport, self.conf,
+        listener = intake.build_listener(transport, self.conf,
                                                 self.endpoint)
         with self._lock:
             if self._stopping.is_set():
@@ -328,7 +328,7 @@ class NovaSyncService(cotyledon.Service):
         self._stopping = threading.Event()
 
     def run(self):
-        from poolmgr import novasync
+        from poolmgr.nova import sync as novasync
         _configure_database(self.conf)
         LOG.info("Nova API sync every %.0fs, reflection %s",
                  self.conf.nova.sync_interval,

@@ -1,7 +1,7 @@
 """The daemon's start-up order: nothing Nova changes while it starts is lost.
 
 Two paths bring Nova's aggregates into the mirror: the notifications (the
-intake) and the API listing (the Nova API sync, poolmgr.novasync). A change
+intake) and the API listing (the Nova API sync, poolmgr.nova.sync). A change
 Nova makes is seen by the notifications only if the intake's queue is bound
 to Nova's exchange when Nova publishes it, and by a listing only if the
 listing is asked for after Nova committed it. So the first listing after

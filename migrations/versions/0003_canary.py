@@ -15,5 +15,5 @@ depends_on = None
 
 
 def upgrade():
-    # pools: the last canary proof (poolmgr.proof), a JSON document.
+    # pools: the last canary proof (poolmgr.plan.proof), a JSON document.
     op.add_column("pools", sa.Column("canary_proof", sa.Text))

@@ -3,7 +3,7 @@
 A simulated XenServer (four hosts on loopback), a SQLite database in a
 temporary folder and oslo.messaging's in-process ``fake://`` bus stand in
 for the real servers; everything else is production code: Nova-format
-notifications from ``poolmgr.fakenova``, the intake's listener from
+notifications from ``poolmgr.simulator.fakenova``, the intake's listener from
 ``poolmgr.notifications``, the engine from ``poolmgr.engine`` and the
 tables of ``poolmgr-manage``.
 """
@@ -20,13 +20,14 @@ from oslo_log import log as logging
 import XenAPI
 
 from poolmgr import bootstrap
+from poolmgr.cmd import demo_nova
 from poolmgr.cmd import views
 from poolmgr.db import api as db_api
 from poolmgr.db import compute_vms
 from poolmgr.db import migration
 from poolmgr import engine as pool_engine
-from poolmgr import fakenova
-from poolmgr import notifications
+from poolmgr.simulator import fakenova
+from poolmgr import intake
 from poolmgr.simulator import Simulator
 
 DEMO_PASSWORD = "demo-only-password"
@@ -145,7 +146,7 @@ class Demo:
 
         self.transport = oslo_messaging.get_notification_transport(
             conf, url="fake://")
-        self.listener = notifications.build_listener(self.transport, conf)
+        self.listener = intake.build_listener(self.transport, conf)
         self.listener.start()
         self.engine = pool_engine.Engine(conf, owner="demo")
         self.engine_thread = threading.Thread(
@@ -158,10 +159,10 @@ class Demo:
                                       publisher_host="demo-api")
         # The demo's [nova]: the desired-state sync and the reflection of
         # each pool's state into its aggregate, on the fake's API.
-        from poolmgr import novasync
+        from poolmgr.nova import sync as novasync
         conf.set_override("reflect_interval", 0.2, group="nova")
         self.nova_thread = threading.Thread(
-            target=novasync.Loop(conf, client=fakenova.DemoClient(
+            target=novasync.Loop(conf, client=demo_nova.DemoClient(
                 self.nova)).run, args=(self.stop_event,), name="nova-sync",
             daemon=True)
         self.nova_thread.start()

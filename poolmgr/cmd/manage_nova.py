@@ -6,7 +6,7 @@ from poolmgr.db import api as db_api
 
 
 def _nova_client(conf):
-    from poolmgr import nova
+    from poolmgr.nova import client as nova
     if not nova.configured(conf):
         raise CommandError("[nova] is not configured: set auth_type and its "
                            "options (see 'Nova' in the installation guide)")
@@ -37,8 +37,8 @@ def _change_line(change):
 
 
 def nova_sync(conf, args):
-    from poolmgr import nova
-    from poolmgr import novasync
+    from poolmgr.nova import client as nova
+    from poolmgr.nova import sync as novasync
     client = _nova_client(conf)
     try:
         listing, changes = novasync.sync_once(client, dry_run=args.dry_run)
@@ -59,7 +59,7 @@ def nova_sync(conf, args):
 
 
 def host_import(conf, args):
-    from poolmgr import nova
+    from poolmgr.nova import client as nova
     template = args.url_template
     if "{host}" not in template:
         raise UsageError("--url-template must contain {host} (the compute "

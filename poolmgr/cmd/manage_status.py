@@ -12,7 +12,7 @@ def events_list(conf, args):
 
 
 def status(conf, args):
-    from poolmgr import novasync
+    from poolmgr.nova import sync as novasync
     data = views.status_view(views.all_pool_views(db_api.all_pool_rows()),
                              db_api.intake_totals())
     data["nova_sync"] = novasync.status_view(conf)

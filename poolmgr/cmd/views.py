@@ -11,9 +11,9 @@ import sys
 
 import prettytable
 
-from poolmgr.db import api as db_api
+from poolmgr.db import states
 from poolmgr import events
-from poolmgr import proof
+from poolmgr.plan import proof
 
 UNMANAGED = "unmanaged"
 
@@ -84,11 +84,11 @@ def pool_view(agg, pool, members):
         for host in agg["hosts"]:
             if host not in known:
                 member_views.append({
-                    "host": host, "state": db_api.MEMBER_PENDING,
+                    "host": host, "state": states.MEMBER_PENDING,
                     "xenserver_uuid": None, "error_code": None,
                     "error_params": [], "attempts": 0, "updated_at": None})
     if pool is None:
-        state = db_api.POOL_DISMISSED if agg["deleted"] else UNMANAGED
+        state = states.POOL_DISMISSED if agg["deleted"] else UNMANAGED
         pool = {}
     else:
         state = pool["state"]
@@ -124,10 +124,10 @@ def _member_uuids(members):
     # NOTE(stale-view): the members a proof would cross, from our rows; a
     # host not joined yet has no say.
     return [m["xenserver_uuid"] for m in members if m["xenserver_uuid"]
-            and m["state"] not in (db_api.MEMBER_REMOVED,
-                                   db_api.MEMBER_PENDING,
-                                   db_api.MEMBER_PREFLIGHT,
-                                   db_api.MEMBER_JOINING)]
+            and m["state"] not in (states.MEMBER_REMOVED,
+                                   states.MEMBER_PENDING,
+                                   states.MEMBER_PREFLIGHT,
+                                   states.MEMBER_JOINING)]
 
 
 def all_pool_views(rows):
@@ -176,7 +176,7 @@ def pool_show_text(p):
     lines.append(members.get_string())
     if p["shared_srs"]:
         hosts = [m["host"] for m in p["members"]
-                 if m["state"] != db_api.MEMBER_REMOVED]
+                 if m["state"] != states.MEMBER_REMOVED]
         srs = _table(["shared SR"] + hosts)
         for sr in p["shared_srs"]:
             cells = sr.get("hosts", {})
@@ -260,7 +260,7 @@ def status_view(pools, totals):
     # Totals from the counters table: a purge of the log never lowers them.
     duplicates = sum(totals["duplicate_counts"].values())
     if duplicates:
-        outcomes[db_api.DUPLICATE] = duplicates
+        outcomes[states.DUPLICATE] = duplicates
     errors = []
     for p in pools:
         for m in p["members"]:

@@ -14,7 +14,7 @@ from poolmgr.db.session import _rows, _statement
 from poolmgr.db.session import (
     NotFound, _writer, _reader, _now, _stamp, _row_dict)
 from poolmgr.db.states import POOL_CREATED, POOL_DISMISSED
-from poolmgr import desired
+from poolmgr.plan import desired
 from poolmgr import events
 
 
@@ -330,7 +330,7 @@ def apply_listing(listing, dry_run=False):
 
     Each listed aggregate goes through ``merge_event`` as a full snapshot
     stamped with the time the listing was asked for, so per host and per
-    key a newer notification wins (see poolmgr.desired). Aggregates gone
+    key a newer notification wins (see poolmgr.plan.desired). Aggregates gone
     from the listing are deleted unless something about them is newer than
     the listing. Pools whose desired state changed are marked due; a new
     flagged aggregate gets its pool (adopted). ``dry_run`` rolls it all

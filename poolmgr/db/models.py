@@ -124,7 +124,7 @@ class Pool(Base, TimestampMixin):
     waiting = sa.Column(JSONEncoded)
     # The metadata poolmgr last wrote into the aggregate.
     reflected = sa.Column(JSONEncoded)
-    # The last canary proof of live migration (poolmgr.proof).
+    # The last canary proof of live migration (poolmgr.plan.proof).
     canary_proof = sa.Column(JSONEncoded)
     # A dead master (engine/failover.py): what the engine saw and did
     # (engine-owned), the promotion an operator asked for (written by

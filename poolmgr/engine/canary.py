@@ -2,7 +2,7 @@
 
 ``maybe_prove`` runs at the end of a pass that leaves the pool active when
 ``[xenserver] canary_vm_template`` is set and the stored proof does not
-speak for the pool's members (poolmgr.proof, NOTE(stale), NOTE(once));
+speak for the pool's members (poolmgr.plan.proof, NOTE(stale), NOTE(once));
 ``prove_pool`` is ``poolmgr-manage pool prove``. Either way, under the
 pool's lease, on the master (reference/operations.md §4, §6 item 4):
 
@@ -28,9 +28,9 @@ from poolmgr.db import api as db_api
 from poolmgr.engine import context
 from poolmgr.engine import journal
 from poolmgr.engine import observe
-from poolmgr import planner
-from poolmgr import proof
-from poolmgr import readiness
+from poolmgr.plan import planner
+from poolmgr.plan import proof
+from poolmgr.plan import readiness
 from poolmgr.xenapi import errors
 
 LOG = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import tenacity
 
 from poolmgr.db import api as db_api
 from poolmgr import events
-from poolmgr import planner
+from poolmgr.plan import planner
 from poolmgr.xenapi import operations
 
 

@@ -6,9 +6,9 @@ from poolmgr.db import api as db_api
 from poolmgr.engine import context
 from poolmgr.engine import observe
 from poolmgr.engine import ownership
-from poolmgr import planner
-from poolmgr import preflight
-from poolmgr import readiness
+from poolmgr.plan import planner
+from poolmgr.plan import preflight
+from poolmgr.plan import readiness
 
 # Steps that write only our own tables: a dry run shows nothing for them.
 _SILENT = (planner.MARK_ACTIVE, planner.MARK_REMOVED, planner.DISMISS)

@@ -5,7 +5,7 @@ does not answer (refused, timed out) while its members answer, members
 reached with ``session.slave_local_login_with_password``, is said to be
 in that state at once (still ``changing``) and is ``master_lost`` once it
 lasted ``[xenserver] master_dead_after``; what was seen is the failover
-record in ``pools.failover`` (poolmgr.planner_failover, which also
+record in ``pools.failover`` (poolmgr.plan.failover, which also
 decides and words it). The waits are due times: no thread waits for the
 threshold.
 
@@ -33,8 +33,8 @@ from poolmgr.engine import fencing
 from poolmgr.engine import journal
 from poolmgr.engine import status
 from poolmgr.engine import waits
-from poolmgr import planner
-from poolmgr import planner_failover as policy
+from poolmgr.plan import planner
+from poolmgr.plan import failover as policy
 from poolmgr.xenapi import errors
 from poolmgr.xenapi import records
 

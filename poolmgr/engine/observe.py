@@ -6,13 +6,13 @@ a member is read on its own xapi (a pass stops at the first one it will
 join, NOTE(lazy)); the result is a ``planner.Observed``.
 """
 
-from poolmgr import computevm
+from poolmgr.plan import computevm
 import threading
 
 from poolmgr.db import api as db_api
 from poolmgr.engine import ownership
-from poolmgr import planner
-from poolmgr import preflight
+from poolmgr.plan import planner
+from poolmgr.plan import preflight
 from poolmgr.xenapi import errors
 from poolmgr.xenapi import operations
 from poolmgr.xenapi import records

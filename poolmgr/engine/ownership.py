@@ -25,7 +25,7 @@ none owns it), and the fix.
 import dataclasses
 
 from poolmgr.db import api as db_api
-from poolmgr import planner
+from poolmgr.plan import planner
 from poolmgr.xenapi import records
 
 OWNED_CODE = "POOL_OWNED_BY_OTHER_AGGREGATE"

@@ -34,8 +34,8 @@ from poolmgr.engine import status
 from poolmgr.engine import steps as step_handlers
 from poolmgr.engine.steps import join as join_steps
 from poolmgr.engine import waits
-from poolmgr import planner
-from poolmgr import planner_failover
+from poolmgr.plan import planner
+from poolmgr.plan import failover as planner_failover
 from poolmgr.xenapi import errors
 
 LOG = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
 from poolmgr.engine import context
-from poolmgr import planner
-from poolmgr import proof
-from poolmgr import readiness
+from poolmgr.plan import planner
+from poolmgr.plan import proof
+from poolmgr.plan import readiness
 
 LOG = logging.getLogger(__name__)
 

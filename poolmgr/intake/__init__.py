@@ -9,3 +9,18 @@
   and acks everything that is not ``aggregate.*`` before reading it, and
   the listener built with it.
 """
+
+from poolmgr.intake.dispatcher import build_listener  # noqa: F401
+from poolmgr.intake.dispatcher import IntakeDispatcher  # noqa: F401
+from poolmgr.intake.endpoint import AggregateEndpoint  # noqa: F401
+from poolmgr.intake.endpoint import build_endpoint  # noqa: F401
+from poolmgr.intake.endpoint import HANDLED  # noqa: F401
+from poolmgr.intake.endpoint import message_fingerprint  # noqa: F401
+from poolmgr.intake.endpoint import REQUEUE  # noqa: F401
+from poolmgr.intake.endpoint import SKIPPED  # noqa: F401
+from poolmgr.intake.parse import AGGREGATE_PREFIX  # noqa: F401
+from poolmgr.intake.parse import counter_label  # noqa: F401
+from poolmgr.intake.parse import InvalidNotification  # noqa: F401
+from poolmgr.intake.parse import OTHER_EVENT_TYPE  # noqa: F401
+from poolmgr.intake.parse import parse_notification  # noqa: F401
+from poolmgr.intake.parse import parse_timestamp  # noqa: F401

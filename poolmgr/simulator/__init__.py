@@ -25,7 +25,7 @@ from poolmgr.simulator.api import Api
 from poolmgr.simulator.controls_migrate import MigrateControls
 from poolmgr.simulator.failover import FailoverControls
 from poolmgr.simulator.model import Failure
-from poolmgr.simulator.server import Acceptor
+from poolmgr.simulator.acceptor import Acceptor
 from poolmgr.simulator.server import Endpoint
 from poolmgr.simulator import tls as sim_tls
 from poolmgr.simulator.world import World

@@ -11,7 +11,7 @@ import threading
 import time
 
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
+from poolmgr.simulator import fakenova
 from tests.faults import support
 from tests.functional import daemon_support as ds
 

@@ -3,7 +3,8 @@
 Hypothesis writes a sequence of Nova aggregate API calls (add and remove
 hosts, set and delete metadata keys including the pool flag, rename,
 delete, including calls Nova refuses after sending their ``.start``).
-``poolmgr.fakenova`` turns it into exactly the notifications Nova would
+``poolmgr.simulator.fakenova`` turns it into exactly the notifications Nova
+would
 send, in the formats Nova may be configured for; each is parsed by the real
 parser and stored by the real ``record_event``: once in order, once as a
 hypothesis-chosen permutation with duplicates. Both must end in the same
@@ -26,8 +27,8 @@ from poolmgr import bootstrap
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
 from poolmgr import events
-from poolmgr import fakenova
-from poolmgr import notifications
+from poolmgr.simulator import fakenova
+from poolmgr import intake
 
 T0 = datetime.datetime(2026, 11, 1, 10, 0, 0)
 HOSTS = ["cmp-%d" % i for i in range(5)]
@@ -81,7 +82,7 @@ def nova_stream(ops, formats, aggregate_id, prefix):
         metadata = {"message_id": "%s-%d" % (prefix, n),
                     "timestamp": str(T0 + datetime.timedelta(
                         milliseconds=n))}
-        event = notifications.parse_notification(
+        event = intake.parse_notification(
             publisher_id, event_type, payload, metadata, {})
         if event is not None:
             stream.append(event)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from poolmgr import bootstrap
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
+from poolmgr.simulator import fakenova
 from tests.conftest import service_unavailable
 
 XAPI_SECRET = "xapi-S3cr3t-%s" % uuid.uuid4().hex[:6]

@@ -8,7 +8,7 @@ XML-RPC; Nova is played by FakeNova publishing through oslo.messaging.
 import pytest
 
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
+from poolmgr.simulator import fakenova
 from tests.functional import daemon_support as support
 
 @pytest.mark.parametrize("formats", [(fakenova.VERSIONED,),

@@ -2,7 +2,7 @@
 
 ``poolmgr --config-file F`` runs as a subprocess against real RabbitMQ and
 MariaDB; notifications are published through oslo.messaging's Notifier with
-the messagingv2 driver, exactly as Nova does (poolmgr.fakenova).
+the messagingv2 driver, exactly as Nova does (poolmgr.simulator.fakenova).
 """
 
 import json
@@ -11,7 +11,7 @@ import kombu
 import pytest
 
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
+from poolmgr.simulator import fakenova
 from tests.functional import daemon_support as support
 
 

@@ -7,7 +7,7 @@ import urllib.request
 
 
 from poolmgr.db import api as db_api
-from poolmgr import fakenova
+from poolmgr.simulator import fakenova
 from tests.functional import daemon_support as support
 
 

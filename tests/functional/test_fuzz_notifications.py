@@ -30,7 +30,7 @@ import pytest
 
 from poolmgr.db import api as db_api
 from poolmgr.db import migration
-from poolmgr import notifications
+from poolmgr import intake
 from tests.functional import daemon_support as support
 
 T0 = datetime.datetime(2026, 11, 1, 10, 0, 0)
@@ -219,9 +219,9 @@ class _Run:
         self.next_agg = 1
         self.requeued = 0
         self.sleeps = []
-        self.endpoint = notifications.AggregateEndpoint(
+        self.endpoint = intake.AggregateEndpoint(
             requeue_delay=0.0, sleep=self.sleeps.append)
-        self.dispatcher = notifications.IntakeDispatcher(self.endpoint)
+        self.dispatcher = intake.IntakeDispatcher(self.endpoint)
 
     def add_bad(self, kind, message):
         self.bad += 1
@@ -404,7 +404,7 @@ def test_malformed_bodies_over_rabbitmq_drain_and_are_counted(
                       if "Traceback" in line]
         assert all("oslo.messaging._drivers.impl_rabbit" in line
                    for line in tracebacks), tracebacks
-        assert 'File "%s' % os.path.dirname(notifications.__file__) \
+        assert 'File "%s' % os.path.dirname(intake.__file__) \
             not in log
     finally:
         daemon.kill()
@@ -459,15 +459,15 @@ def test_data_the_database_refuses_is_never_requeued():
         raise db_exc.DBError(inner)
 
     sleeps = []
-    endpoint = notifications.AggregateEndpoint(
+    endpoint = intake.AggregateEndpoint(
         requeue_delay=1.0, record_event=refuse, record_events=refuse,
         record_rejected=refuse, sleep=sleeps.append)
     message = versioned("m-1", 1, 5, "add_host", "p", ["h"], {FLAG: "1"})
     message["metadata"] = {"message_id": "m-1",
                            "timestamp": message["timestamp"]}
-    assert endpoint.info([message]) == notifications.HANDLED
+    assert endpoint.info([message]) == intake.HANDLED
     bad = dict(message, payload=[1])
-    assert endpoint.info([bad]) == notifications.HANDLED
+    assert endpoint.info([bad]) == intake.HANDLED
     assert sleeps == []
 
 
@@ -545,7 +545,7 @@ def _fakenova_stream(count, rng):
     """FakeNova's legacy + versioned stream as the dispatcher hands it."""
     import uuid
 
-    from poolmgr import fakenova
+    from poolmgr.simulator import fakenova
 
     nova = fakenova.FakeNova(None, first_id=rng.randint(1000, 10 ** 6))
     n = 0
@@ -579,12 +579,12 @@ def test_sql_text_and_core_paths_end_in_the_same_state(mysql_url, tmp_path):
 
     def run():
         from poolmgr.db import models
-        endpoint = notifications.AggregateEndpoint(counter_interval=3600)
+        endpoint = intake.AggregateEndpoint(counter_interval=3600)
         for batch in batches:
-            assert endpoint.process_batch(batch) == notifications.HANDLED
+            assert endpoint.process_batch(batch) == intake.HANDLED
             # Redeliveries, and stale copies of the batch before.
             assert endpoint.process_batch(batch[:30]) == \
-                notifications.HANDLED
+                intake.HANDLED
         state = {}
         with db_api.get_engine().connect() as connection:
             for model, skip in [

@@ -6,7 +6,7 @@ entry point behind it), against a real database.
 """
 
 from poolmgr.db import api as db_api
-from poolmgr import notifications
+from poolmgr import intake
 
 STAMP = "2026-12-01 06:57:11.522273"
 
@@ -44,12 +44,12 @@ def _no_id(host):
 
 
 def _dispatch(endpoint, bodies):
-    dispatcher = notifications.IntakeDispatcher(endpoint)
+    dispatcher = intake.IntakeDispatcher(endpoint)
     return dispatcher.dispatch([Incoming(dict(b)) for b in bodies])
 
 
 def test_two_idless_messages_of_one_instant_are_two_rows(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     assert _dispatch(endpoint, [_no_id("cmp1"), _no_id("cmp2")]) == set()
     rows = db_api.list_notifications(outcome=db_api.REJECTED)
     assert len(rows) == 2
@@ -58,7 +58,7 @@ def test_two_idless_messages_of_one_instant_are_two_rows(mysql_url):
 
 
 def test_redelivery_of_an_idless_message_is_a_duplicate(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     _dispatch(endpoint, [_no_id("cmp1")])
     _dispatch(endpoint, [_no_id("cmp1")])
     assert len(db_api.list_notifications()) == 1
@@ -66,7 +66,7 @@ def test_redelivery_of_an_idless_message_is_a_duplicate(mysql_url):
 
 
 def test_non_aggregate_messages_are_counted_never_stored(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     bodies = [_instance_message(n) for n in range(7)]
     bodies.insert(3, _aggregate_message("agg-1"))
     assert _dispatch(endpoint, bodies) == set()
@@ -77,7 +77,7 @@ def test_non_aggregate_messages_are_counted_never_stored(mysql_url):
 
 def test_skipped_count_is_written_within_the_counter_interval(mysql_url):
     from tests.functional import daemon_support as support
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None,
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None,
                                                counter_interval=0.2)
     _dispatch(endpoint, [_instance_message(n) for n in range(3)])
     support.wait_for(lambda: db_api.skipped_count() == 3, timeout=10,
@@ -85,7 +85,7 @@ def test_skipped_count_is_written_within_the_counter_interval(mysql_url):
 
 
 def test_stored_notifications_are_counted_by_type_and_outcome(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     _dispatch(endpoint, [_aggregate_message("a-1", "cmp1"),
                          _aggregate_message("a-2", "cmp2"),
                          _aggregate_message("a-1", "cmp1"),
@@ -98,7 +98,7 @@ def test_stored_notifications_are_counted_by_type_and_outcome(mysql_url):
 
 
 def test_rejected_junk_event_types_share_one_counter(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     _dispatch(endpoint, [dict(_aggregate_message("j-%d" % n),
                               event_type="aggregate.junk%d.end" % n)
                          for n in range(5)])
@@ -117,7 +117,7 @@ def _flag(message_id, aggregate_id, value="true"):
 
 
 def test_one_batch_creates_the_pools_of_newly_flagged_aggregates(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     _dispatch(endpoint, [_flag("f-1", 1), _flag("f-2", 2),
                          _aggregate_message("a-3", aggregate_id=3)])
     pools = {p["aggregate_id"]: p for p in db_api.list_pools()}
@@ -127,7 +127,7 @@ def test_one_batch_creates_the_pools_of_newly_flagged_aggregates(mysql_url):
 
 
 def test_a_dismissed_pool_flagged_again_is_created_and_due(mysql_url):
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     _dispatch(endpoint, [_flag("f-1", 1)])
     db_api.update_pool(1, state=db_api.POOL_DISMISSED, due_at=None)
     _dispatch(endpoint, [_flag("f-2", 1, "false"), _flag("f-3", 1)])
@@ -142,7 +142,7 @@ def test_a_row_another_intake_stored_meanwhile_is_a_duplicate(
     # goes through oslo.db's filters: the unique message_id refuses the
     # row with DBDuplicateEntry, and the retry sees it.
     from poolmgr.db import eventlog
-    endpoint = notifications.AggregateEndpoint(sleep=lambda s: None)
+    endpoint = intake.AggregateEndpoint(sleep=lambda s: None)
     assert _dispatch(endpoint, [_aggregate_message("m-race")]) == set()
     seen, blind = eventlog._SQLText.seen, [True]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from poolmgr import nova as nova_api
+from poolmgr.nova import client as nova_api
 from tests.functional import nova_support
 
 

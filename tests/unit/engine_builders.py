@@ -3,7 +3,7 @@
 import itertools
 import uuid as uuidlib
 
-from poolmgr import planner
+from poolmgr.plan import planner
 from poolmgr.xenapi import records
 
 _counter = itertools.count(1)

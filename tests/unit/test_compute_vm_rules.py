@@ -3,7 +3,7 @@ the ``--compute-vm auto`` rule."""
 
 import pytest
 
-from poolmgr import preflight
+from poolmgr.plan import preflight
 from poolmgr.xenapi import compute_vm
 from tests.unit import engine_builders as b
 

@@ -142,7 +142,7 @@ def _all(conf):
 def test_intake_loads_oslo_messaging_without_greendns(tmp_path):
     code = ("import sys; from poolmgr import bootstrap, service; "
             "conf = bootstrap.build_conf(libraries=False); "
-            "service.IntakeService(0, conf); import poolmgr.notifications; "
+            "service.IntakeService(0, conf); import poolmgr.intake; "
             "print(sorted(m for m in ('dns', %r) "
             "if m in sys.modules))" % _RUST)
     env = {k: v for k, v in os.environ.items()

@@ -133,7 +133,7 @@ def test_the_intake_defers_what_oslo_messaging_imports_unused():
         from poolmgr import bootstrap, memory, service
         conf = bootstrap.build_conf(libraries=False)
         service.IntakeService(0, conf)
-        import oslo_messaging, poolmgr.notifications
+        import oslo_messaging, poolmgr.intake
         print([m for m in memory.MESSAGING_DEFERRED
                if m in memory.deferred()])
         from oslo_utils import netutils

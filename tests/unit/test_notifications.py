@@ -15,8 +15,8 @@ import oslo_messaging
 import pytest
 
 from poolmgr import events
-from poolmgr import fakenova
-from poolmgr import notifications
+from poolmgr.simulator import fakenova
+from poolmgr import intake
 
 SAMPLES = (pathlib.Path(__file__).resolve().parents[1] / "fixtures"
            / "nova-notification-samples")
@@ -40,7 +40,7 @@ def load_sample(name):
 
 
 def parse(sample, metadata=META):
-    return notifications.parse_notification(
+    return intake.parse_notification(
         sample["publisher_id"], sample["event_type"], sample["payload"],
         dict(metadata), {"request_id": "req-1"})
 
@@ -203,7 +203,7 @@ LEGACY = [
                          ids=[c[0] + "-%d" % i for i, c in enumerate(LEGACY)])
 def test_legacy_shape_parses_into_a_delta(event_type, publisher_id, payload,
                                           expected):
-    event = notifications.parse_notification(publisher_id, event_type,
+    event = intake.parse_notification(publisher_id, event_type,
                                              payload, dict(META))
     assert event.versioned is False
     assert event.hosts is None and event.metadata is None
@@ -217,7 +217,7 @@ def test_legacy_shape_parses_into_a_delta(event_type, publisher_id, payload,
     ("2026-11-01T10:00:00.5", T.replace(microsecond=500000)),
 ])
 def test_timestamps_in_oslo_format_are_read_as_naive_utc(stamp, expected):
-    assert notifications.parse_timestamp(stamp) == expected
+    assert intake.parse_timestamp(stamp) == expected
 
 
 def test_parsed_events_are_what_the_constructor_builds():
@@ -227,7 +227,7 @@ def test_parsed_events_are_what_the_constructor_builds():
     from poolmgr.intake import parse as parse_module
     assert parse_module._FAST_EVENTS
     parsed = [parse(load_sample(n)) for n in sorted(EXPECTED_SAMPLES)]
-    parsed += [notifications.parse_notification(p, t, payload, dict(META))
+    parsed += [intake.parse_notification(p, t, payload, dict(META))
                for t, p, payload, _ in LEGACY]
     for event in parsed:
         built = dataclasses.replace(event)
@@ -345,8 +345,8 @@ BAD_METADATA = {
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_message_is_refused(case):
     sample = MALFORMED[case]
-    with pytest.raises(notifications.InvalidNotification):
-        notifications.parse_notification(
+    with pytest.raises(intake.InvalidNotification):
+        intake.parse_notification(
             sample["publisher_id"], sample["event_type"],
             copy.deepcopy(sample["payload"]), dict(META))
 
@@ -354,7 +354,7 @@ def test_malformed_message_is_refused(case):
 @pytest.mark.parametrize("case", sorted(BAD_METADATA))
 def test_message_without_usable_id_or_timestamp_is_refused(case):
     sample = load_sample("aggregate-add_host-end.json")
-    with pytest.raises(notifications.InvalidNotification):
+    with pytest.raises(intake.InvalidNotification):
         parse(sample, metadata=BAD_METADATA[case])
 
 
@@ -390,7 +390,7 @@ class Recorder:
 
 def endpoint_for(recorder, delay=2.0):
     sleeps = []
-    endpoint = notifications.AggregateEndpoint(
+    endpoint = intake.AggregateEndpoint(
         requeue_delay=delay, record_event=recorder.record_event,
         record_events=recorder.record_events,
         record_rejected=recorder.record_rejected, sleep=sleeps.append)
@@ -413,7 +413,7 @@ def test_valid_notification_is_stored_and_acked():
     recorder = Recorder()
     endpoint, sleeps = endpoint_for(recorder)
     assert deliver(endpoint, load_sample("aggregate-add_host-end.json")) == \
-        notifications.HANDLED
+        intake.HANDLED
     assert [e.hosts for e in recorder.events] == [("compute",)]
     assert sleeps == []
 
@@ -422,7 +422,7 @@ def test_malformed_notification_is_recorded_as_rejected_and_acked():
     recorder = Recorder()
     endpoint, sleeps = endpoint_for(recorder)
     result = deliver(endpoint, MALFORMED["aggregate_id a word"])
-    assert result == notifications.HANDLED
+    assert result == intake.HANDLED
     assert recorder.events == []
     (message_id, event_type, publisher_id, reason), = recorder.rejected
     assert message_id == META["message_id"]
@@ -440,7 +440,7 @@ def test_rejection_without_message_id_is_still_recorded():
                              "payload": {"aggregate_id": "3"},
                              "metadata": {"message_id": None,
                                           "timestamp": None}}])
-    assert result == notifications.HANDLED
+    assert result == intake.HANDLED
     assert recorder.rejected[0][0] is None
 
 
@@ -448,7 +448,7 @@ def test_cache_images_is_acked_without_touching_the_database():
     recorder = Recorder()
     endpoint, _ = endpoint_for(recorder)
     sample = load_sample("aggregate-cache_images-progress.json")
-    assert deliver(endpoint, sample) == notifications.HANDLED
+    assert deliver(endpoint, sample) == intake.HANDLED
     assert recorder.events == [] and recorder.rejected == []
 
 
@@ -461,7 +461,7 @@ def test_database_outage_requeues_after_the_configured_pause(error):
     recorder = Recorder(event_error=error)
     endpoint, sleeps = endpoint_for(recorder, delay=3.5)
     result = deliver(endpoint, load_sample("aggregate-add_host-end.json"))
-    assert result == notifications.REQUEUE
+    assert result == intake.REQUEUE
     assert sleeps == [3.5]
     assert recorder.rejected == []
 
@@ -470,7 +470,7 @@ def test_rejection_during_a_database_outage_is_requeued_too():
     recorder = Recorder(rejected_error=db_exc.DBConnectionError("down"))
     endpoint, sleeps = endpoint_for(recorder, delay=1.0)
     assert deliver(endpoint, MALFORMED["payload is a list"]) == \
-        notifications.REQUEUE
+        intake.REQUEUE
     assert sleeps == [1.0]
 
 
@@ -481,13 +481,13 @@ def test_permanent_storage_error_rejects_instead_of_looping(error):
     recorder = Recorder(event_error=error)
     endpoint, sleeps = endpoint_for(recorder)
     result = deliver(endpoint, load_sample("aggregate-add_host-end.json"))
-    assert result == notifications.HANDLED
+    assert result == intake.HANDLED
     assert sleeps == []
     assert "could not be stored" in recorder.rejected[0][3]
 
 
 def test_endpoint_only_asks_for_aggregate_notifications():
-    rule = notifications.AggregateEndpoint.filter_rule
+    rule = intake.AggregateEndpoint.filter_rule
     assert rule.match({}, "nova-api:h", "aggregate.add_host.end", {}, {})
     assert not rule.match({}, "nova-compute:h",
                           "instance.create.end", {}, {})
@@ -533,7 +533,7 @@ def test_arbitrary_input_never_escapes_the_endpoint(publisher, event_type,
     result = endpoint.info([{"ctxt": {}, "publisher_id": publisher,
                              "event_type": event_type, "payload": payload,
                              "metadata": metadata}])
-    assert result == notifications.HANDLED
+    assert result == intake.HANDLED
     assert len(recorder.events) + len(recorder.rejected) <= 1
     assert sleeps == []
 
@@ -548,9 +548,9 @@ def test_near_valid_payloads_are_parsed_or_refused_never_crash(mutation,
     keys = sorted(target) or ["x"]
     target[keys[index % len(keys)]] = value
     try:
-        event = notifications.parse_notification("aggregate.3", event_type,
+        event = intake.parse_notification("aggregate.3", event_type,
                                                  payload, dict(META))
-    except notifications.InvalidNotification:
+    except intake.InvalidNotification:
         return
     assert event is None or isinstance(event, events.AggregateEvent)
 
@@ -563,7 +563,7 @@ def test_batch_is_stored_in_one_call_and_poison_rejected_beside_it():
     bad = as_message(MALFORMED["host_name empty"])
     ignored = as_message(load_sample("aggregate-cache_images-end.json"))
     result = endpoint.info(good[:3] + [bad, ignored] + good[3:])
-    assert result == notifications.HANDLED
+    assert result == intake.HANDLED
     assert recorder.batches == [len(good)]
     assert len(recorder.rejected) == 1
     assert sleeps == []
@@ -574,7 +574,7 @@ def test_batch_during_a_database_outage_is_requeued_after_one_pause():
     endpoint, sleeps = endpoint_for(recorder, delay=0.7)
     batch = [as_message(load_sample("aggregate-add_host-end.json"),
                         dict(META, message_id="m-%d" % i)) for i in range(5)]
-    assert endpoint.info(batch) == notifications.REQUEUE
+    assert endpoint.info(batch) == intake.REQUEUE
     assert sleeps == [0.7]
 
 
@@ -591,12 +591,12 @@ def test_batch_the_database_refuses_is_stored_one_by_one():
         stored.append(event.message_id)
         return "applied"
 
-    endpoint = notifications.AggregateEndpoint(
+    endpoint = intake.AggregateEndpoint(
         record_event=record_event, record_events=refuse_batch,
         record_rejected=recorder.record_rejected, sleep=lambda s: None)
     batch = [as_message(load_sample("aggregate-add_host-end.json"),
                         dict(META, message_id="m-%d" % i)) for i in range(4)]
-    assert endpoint.info(batch) == notifications.HANDLED
+    assert endpoint.info(batch) == intake.HANDLED
     assert stored == ["m-0", "m-1", "m-3"]
     assert [r[0] for r in recorder.rejected] == ["m-2"]
 
@@ -615,7 +615,7 @@ class _Incoming:
 def test_undecodable_priority_is_rejected_not_requeued(priority):
     recorder = Recorder()
     endpoint, sleeps = endpoint_for(recorder)
-    dispatcher = notifications.IntakeDispatcher(endpoint)
+    dispatcher = intake.IntakeDispatcher(endpoint)
     message = {"priority": priority, "event_type": "aggregate.addhost.end",
                "publisher_id": "aggregate.3", "message_id": "m-9",
                "payload": {}, "timestamp": META["timestamp"]}
@@ -626,7 +626,7 @@ def test_undecodable_priority_is_rejected_not_requeued(priority):
 def test_undecodable_message_of_another_service_is_dropped_silently():
     recorder = Recorder()
     endpoint, _ = endpoint_for(recorder)
-    dispatcher = notifications.IntakeDispatcher(endpoint)
+    dispatcher = intake.IntakeDispatcher(endpoint)
     message = {"priority": None, "event_type": "compute.instance.x"}
     assert dispatcher.dispatch([_Incoming(message)]) == set()
     assert recorder.rejected == []
@@ -652,7 +652,7 @@ def _listen(conf, transport, recorder):
     conf.register_opts(opts.OPTS, group="notifications")
     conf.set_override("exchange", "openstack", group="notifications")
     endpoint, _ = endpoint_for(recorder)
-    listener = notifications.build_listener(transport, conf, endpoint)
+    listener = intake.build_listener(transport, conf, endpoint)
     listener.start()
     return listener
 
@@ -800,7 +800,7 @@ def test_missing_schema_is_waited_for_not_rejected():
     recorder = Recorder(event_error=error)
     endpoint, sleeps = endpoint_for(recorder, delay=0.5)
     result = deliver(endpoint, load_sample("aggregate-add_host-end.json"))
-    assert result == notifications.REQUEUE
+    assert result == intake.REQUEUE
     assert sleeps == [0.5]
 
 

@@ -4,8 +4,8 @@ import datetime
 
 from poolmgr.db import api as db_api
 from poolmgr import events
-from poolmgr import nova
-from poolmgr import reflect
+from poolmgr.nova import client as nova
+from poolmgr.nova import reflect
 
 T0 = datetime.datetime(2026, 11, 1, 10, 0, 0)
 FLAG = {events.POOL_FLAG: "true"}

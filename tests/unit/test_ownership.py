@@ -3,7 +3,7 @@
 import itertools
 
 from poolmgr.engine import ownership
-from poolmgr import planner
+from poolmgr.plan import planner
 
 
 def _desired(aggregate_id, name):

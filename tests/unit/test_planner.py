@@ -1,6 +1,6 @@
 """plan_pool_changes on plain data: the engine's decisions, one per test."""
 
-from poolmgr import planner
+from poolmgr.plan import planner
 from tests.unit import engine_builders as b
 
 

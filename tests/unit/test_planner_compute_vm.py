@@ -1,7 +1,7 @@
 """The planner with compute VMs (issue 12), on plain data."""
 
-from poolmgr import computevm
-from poolmgr import planner
+from poolmgr.plan import computevm
+from poolmgr.plan import planner
 from tests.unit import engine_builders as b
 
 

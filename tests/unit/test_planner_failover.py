@@ -1,7 +1,7 @@
-"""A lost master's decisions and words (poolmgr.planner_failover)."""
+"""A lost master's decisions and words (poolmgr.plan.failover)."""
 
-from poolmgr import planner
-from poolmgr import planner_failover as policy
+from poolmgr.plan import planner
+from poolmgr.plan import failover as policy
 
 
 def _record(**extra):

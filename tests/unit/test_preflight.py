@@ -1,6 +1,6 @@
 """xapi's pool.join checks evaluated on plain data (xapi.md §2.2)."""
 
-from poolmgr import preflight
+from poolmgr.plan import preflight
 from tests.unit import engine_builders as b
 
 

@@ -1,6 +1,6 @@
-"""poolmgr.proof: the canary proof's record, staleness and words (pure)."""
+"""poolmgr.plan.proof: the canary proof's record, staleness, words (pure)."""
 
-from poolmgr import proof
+from poolmgr.plan import proof
 
 MEMBERS = ["uuid-a", "uuid-b", "uuid-c"]
 

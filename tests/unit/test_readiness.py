@@ -1,6 +1,6 @@
 """Live-migration readiness: shared SR x member matrix (xapi.md §6)."""
 
-from poolmgr import readiness
+from poolmgr.plan import readiness
 from tests.unit import engine_builders as b
 
 

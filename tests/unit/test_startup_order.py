@@ -1,5 +1,5 @@
 """The first Nova API sync after start waits for the intake's queue
-(poolmgr.startup, NOTE(first-sync) in poolmgr.novasync)."""
+(poolmgr.startup, NOTE(first-sync) in poolmgr.nova.sync)."""
 
 import multiprocessing
 import threading
@@ -9,8 +9,8 @@ import pytest
 from oslo_utils import timeutils
 
 from poolmgr import bootstrap
-from poolmgr import nova
-from poolmgr import novasync
+from poolmgr.nova import client as nova
+from poolmgr.nova import sync as novasync
 from poolmgr import startup
 from tests.unit import pyrun
 

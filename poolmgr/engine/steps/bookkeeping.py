@@ -3,7 +3,7 @@
 from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
-from poolmgr import planner
+from poolmgr.plan import planner
 
 LOG = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from poolmgr.db import compute_vms
 from poolmgr.engine import journal
 from poolmgr.engine.steps import eject as eject_steps
 from poolmgr.engine.steps import join as join_steps
-from poolmgr import planner
+from poolmgr.plan import planner
 from poolmgr.xenapi import errors
 
 LOG = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from oslo_log import log as logging
 from poolmgr.db import api as db_api
 from poolmgr.engine import journal
 from poolmgr.engine import waits
-from poolmgr import planner
-from poolmgr import readiness
+from poolmgr.plan import planner
+from poolmgr.plan import readiness
 from poolmgr.xenapi import operations
 
 LOG = logging.getLogger(__name__)

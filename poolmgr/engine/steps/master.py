@@ -3,7 +3,7 @@
 from poolmgr.db import api as db_api
 from poolmgr.engine import journal
 from poolmgr.engine import waits
-from poolmgr import planner
+from poolmgr.plan import planner
 from poolmgr.xenapi import operations
 
 

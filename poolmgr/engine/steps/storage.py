@@ -1,7 +1,7 @@
 """Shared storage on a member: plug its PBD, or create and plug one."""
 
 from poolmgr.engine import journal
-from poolmgr import planner
+from poolmgr.plan import planner
 from poolmgr.xenapi import operations
 
 

@@ -5,7 +5,7 @@ As Nova's XenAPI driver kept it (nova.md sections 2-5): ``operational_state``
 master's compute host) and one ``<compute host>: <XenServer host uuid>`` key
 per member in the xapi pool. Keys of hosts that left are removed; a
 dismissed pool keeps only ``operational_state = dismissed``. poolmgr owns no
-other key and never touches one (poolmgr.desired.owned_keys).
+other key and never touches one (poolmgr.plan.desired.owned_keys).
 
 Only changes are written: the wanted keys are compared with
 ``pools.reflected`` (what poolmgr last wrote), and a difference costs one
@@ -17,8 +17,8 @@ marking the pool due (db.api), so a write never loops.
 from oslo_log import log as logging
 
 from poolmgr.db import api as db_api
-from poolmgr import desired
-from poolmgr import nova
+from poolmgr.plan import desired
+from poolmgr.nova import client as nova
 
 LOG = logging.getLogger(__name__)
 

@@ -12,16 +12,16 @@ at a time (xapi restarts the joiner, and a pool master serves one join
 safely at a time).
 
 The vocabulary (the host statuses and step kinds, ``Desired``,
-``HostView``, ``Observed``, ``Step``) is poolmgr.planner_steps and the
-compute VM rules poolmgr.planner_computevm; every name of the vocabulary
+``HostView``, ``Observed``, ``Step``) is poolmgr.plan.steps and the
+compute VM rules poolmgr.plan.computevm_rules; every name of the vocabulary
 is re-exported here, so callers say ``planner.JOIN``, ``planner.Step``.
 """
 
-from poolmgr import computevm
-from poolmgr.planner_computevm import (
+from poolmgr.plan import computevm
+from poolmgr.plan.computevm_rules import (
     compute_vm_owed, eject_compute_host_steps, join_compute_host_steps,
     member_compute_vm_steps)
-from poolmgr.planner_steps import (  # noqa: F401 - re-exported
+from poolmgr.plan.steps import (  # noqa: F401 - re-exported
     BLOCKED, CLEAR_NAME, COMPUTE_VM_KINDS, COMPUTE_VM_RUNNING, CREATE_PBD,
     DESIGNATE_MASTER, DISMISS, EJECT, EJECT_COMPUTE_HOST, IN_POOL, JOIN,
     JOIN_COMPUTE_HOST, MARK_ACTIVE, MARK_REMOVED, MASTER_UNREACHABLE,
@@ -30,10 +30,10 @@ from poolmgr.planner_steps import (  # noqa: F401 - re-exported
     REFUSE_EJECT_COMPUTE_VM, RELEASE_MASTER, SET_NAME_LABEL, STANDALONE,
     START_COMPUTE_VM, STOP_COMPUTE_VM, UNREACHABLE, UNREGISTERED,
     WAIT_MEMBER, WAIT_STANDALONE, Desired, HostView, Observed, Step)
-from poolmgr.planner_steps import (  # noqa: F401 - re-exported
+from poolmgr.plan.steps import (  # noqa: F401 - re-exported
     EMERGENCY_TRANSITION, RECOVER_SLAVES)
-from poolmgr import preflight
-from poolmgr import readiness
+from poolmgr.plan import preflight
+from poolmgr.plan import readiness
 
 # Member states in which a host missing from the live list is expected to
 # show up soon (we asked it to join), rather than having dropped out.

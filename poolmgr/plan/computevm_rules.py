@@ -3,19 +3,19 @@
 A host whose nova-compute runs in a VM on its local SR cannot simply join
 a pool or leave it: the join needs the VM shut down first and started
 again in the pool, and the eject wipes the local SR, the VM with it.
-poolmgr.planner's ``plan_pool_changes`` and ``_eject_steps`` call these
-functions. They build their steps from poolmgr.planner_steps, the
-vocabulary both modules import, and never import poolmgr.planner: the
+poolmgr.plan.planner's ``plan_pool_changes`` and ``_eject_steps`` call these
+functions. They build their steps from poolmgr.plan.steps, the
+vocabulary both modules import, and never import poolmgr.plan.planner: the
 import arrow points one way (planner -> planner_computevm ->
 planner_steps).
 """
 
-from poolmgr import computevm
-from poolmgr.planner_steps import (
+from poolmgr.plan import computevm
+from poolmgr.plan.steps import (
     COMPUTE_VM_RUNNING, EJECT_COMPUTE_HOST, JOIN, JOIN_COMPUTE_HOST,
     MEMBER_ERROR, PREFLIGHT, REFUSE_EJECT, REFUSE_EJECT_COMPUTE_VM,
     START_COMPUTE_VM, STOP_COMPUTE_VM, WAIT_MEMBER, WAIT_STANDALONE, Step)
-from poolmgr import preflight
+from poolmgr.plan import preflight
 
 
 def _compute_vm_params(view, vm):

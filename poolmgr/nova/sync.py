@@ -1,9 +1,10 @@
 """The desired-state sync and the reflection loop (the daemon's NovaSync).
 
 ``sync_once`` lists Nova's aggregates and folds them into the mirror
-(db.api.apply_listing, ordering rules in poolmgr.desired); ``Loop`` runs it
-at start-up and every ``[nova] sync_interval`` and, in between, reflects the
-pools whose state changed (poolmgr.reflect). Nova unreachable or refusing
+(db.api.apply_listing, ordering rules in poolmgr.plan.desired);
+``Loop`` runs it at start-up and every ``[nova] sync_interval`` and, in
+between, reflects the pools whose state changed (poolmgr.nova.reflect).
+Nova unreachable or refusing
 the credentials: one log line per failed sync, the daemon goes on from the
 notifications, and ``status`` and ``/metrics`` show the last good sync.
 """
@@ -15,8 +16,8 @@ from oslo_log import log as logging
 from oslo_utils import timeutils
 
 from poolmgr.db import api as db_api
-from poolmgr import nova
-from poolmgr import reflect
+from poolmgr.nova import client as nova
+from poolmgr.nova import reflect
 from poolmgr import startup
 
 LOG = logging.getLogger(__name__)

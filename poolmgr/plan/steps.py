@@ -1,18 +1,18 @@
 """The planner's vocabulary: host statuses, step kinds, and the Step.
 
-What poolmgr.planner plans from (``Desired``, ``Observed`` with its
+What poolmgr.plan.planner plans from (``Desired``, ``Observed`` with its
 ``HostView``s) and what it returns (``Step``s of the kinds below), with
 ``Step.describe``, the line an operator reads (the compute VM kinds'
 lines included). Pure data, below both the planner and its compute VM
-rules (poolmgr.planner_computevm): both build steps from here, so neither
+rules (poolmgr.plan.computevm_rules): both build steps from here, so neither
 imports the other and the planner needs no import inside a function.
-poolmgr.planner re-exports every name, so callers keep saying
+poolmgr.plan.planner re-exports every name, so callers keep saying
 ``planner.JOIN``, ``planner.Step``, ``planner.HostView``.
 """
 
 import dataclasses
 
-from poolmgr import computevm
+from poolmgr.plan import computevm
 
 # Where a desired or known compute host stands, as observed.
 IN_POOL = "in_pool"            # listed by the master of this pool

@@ -20,7 +20,7 @@ power state, promote without a fence or a person's confirmation, promote
 when xapi HA is on.
 """
 
-from poolmgr.planner_steps import BLOCKED, MEMBER_FENCED, Step
+from poolmgr.plan.steps import BLOCKED, MEMBER_FENCED, Step
 
 MANUAL = "manual"
 FENCED = "fenced"
