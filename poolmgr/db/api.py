@@ -15,6 +15,7 @@ They live one module per concern (ARCHITECTURE.md, ``poolmgr/db/``):
 - ``leases``: fenced leases; ``journal``: the steps' before and after
 - ``counters``: monotonic totals; ``service_status``: per-service status
 - ``overview``: the reads behind ``pool list|show`` and ``status``
+- ``passread``: what a pass reads before it plans, in one SELECT
 
 This module re-exports all of them, so ``db_api.X`` keeps working.
 """
@@ -57,6 +58,8 @@ from poolmgr.db.leases import (  # noqa: F401
 from poolmgr.db.journal import (  # noqa: F401
     journal_start, journal_finish, list_operations, unfinished_operations,
     get_aggregate_for_pass, operation_counts)
+from poolmgr.db.passread import (  # noqa: F401
+    PassRead, read_for_pass)
 from poolmgr.db.service_status import (  # noqa: F401
     set_service_status, get_service_status)
 from poolmgr.db.overview import (  # noqa: F401

@@ -81,6 +81,16 @@ class PassContext:
     # Pool columns written with the lease's release (NOTE(release-write)
     # in engine.waits).
     release_fields: dict = dataclasses.field(default_factory=dict)
+    # The hosts rows the pass read with its pool (NOTE(one-read) in
+    # db.passread): ({compute host: row}, the names asked about).
+    hosts_read: tuple = None
+    # A look wrote a member (engine.waits._problem): read them again.
+    members_written: bool = False
+    # (pool row, member rows) when the pass wrote neither
+    # (NOTE(settled-rows) in engine.passes).
+    settled_rows: tuple = None
+    # (session, snapshot) of the look that ended the wait (NOTE(fresh-look)).
+    fresh_read: tuple = None
 
     def read_master(self, session, timeout=0.0):
         """The pool through its master; ``timeout`` > 0 long-polls.
@@ -90,6 +100,14 @@ class PassContext:
         """
         if self.feeds is None:
             return operations.read_pool(session)
+        fresh, self.fresh_read = self.fresh_read, None
+        if fresh is not None and fresh[0] is session and not timeout:
+            # NOTE(fresh-look): the look that ended this pass's wait read
+            # the master through this session a moment ago; the pass
+            # observes from that snapshot instead of asking again (one
+            # event.from per join fewer: the look long-polled until the
+            # change showed, so nothing newer is expected).
+            return fresh[1]
         return self.feeds.get(self.aggregate_id).read(session, timeout)
 
     @contextlib.contextmanager

@@ -25,8 +25,8 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
     members are read in the order the planner joins them, up to the first
     one it will join (see _until_joinable); the dry run reads them all.
     """
-    inventory = db_api.get_hosts(set(desired.hosts) | set(members)
-                                 | {pool_row["master"]} - {None})
+    inventory = _inventory(ctx, set(desired.hosts) | set(members)
+                           | {pool_row["master"]} - {None})
     ctx.inventory = inventory
     observed = planner.Observed()
     ctx.master_session = None
@@ -125,6 +125,17 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
         observed.hosts[name] = view
     return computevm.annotate(observed, inventory,
                               ctx.conf.xenserver.eject_compute_vm)
+
+
+def _inventory(ctx, names):
+    """db_api.get_hosts(names), asking only for the hosts the pass did not
+    read with its pool (NOTE(one-read) in db.passread)."""
+    known, asked = ctx.hosts_read or ({}, frozenset())
+    inventory = {name: dict(known[name]) for name in names if name in known}
+    missing = set(names) - set(asked)
+    if missing:
+        inventory.update(db_api.get_hosts(missing))
+    return inventory
 
 
 def _until_joinable(ctx, desired, pool, pending, inventory, record):
@@ -300,8 +311,10 @@ def observe_one(ctx, name, inventory, record=True):
 
 
 def record_observation(ctx, desired, pool_row, observed, steps):
-    """Master, pool uuid and 'changing' written as soon as they are seen."""
+    """Master, pool uuid and 'changing' written as soon as they are seen;
+    True when something was written."""
     fields = {}
+    claimed = False
     if observed.pool is not None:
         if pool_row["master"] != observed.master:
             fields["master"] = observed.master
@@ -309,9 +322,11 @@ def record_observation(ctx, desired, pool_row, observed, steps):
             # Observation adopted this pool only after ownership said it
             # is ours; claim_pool_uuid keeps the uuid unique.
             db_api.claim_pool_uuid(ctx.aggregate_id, observed.pool.uuid)
+            claimed = True
     if desired.managed and pool_row["state"] in (
             db_api.POOL_CREATED, db_api.POOL_ACTIVE) and \
             any(s.mutating for s in steps):
         fields["state"] = db_api.POOL_CHANGING
     if fields:
         db_api.update_pool(ctx.aggregate_id, **fields)
+    return claimed or bool(fields)
