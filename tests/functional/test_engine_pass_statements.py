@@ -80,6 +80,14 @@ def test_a_build_reads_the_master_once_per_join_and_clears_waits_with_the_releas
     assert not [sql for sql, _ in seen
                 if sql.startswith("UPDATE pools SET waiting=")], seen
     assert db_api.get_pool(1)["waiting"] is None
+    # Ownership (engine.ownership): the first pass checks the master's pool
+    # and the first joiner apart (the pool is not recorded yet); a later
+    # pass checks the recorded pool with its joiner in one SELECT
+    # (NOTE(one-check)); the last pass, with no host left to join, the
+    # pool alone.
+    claimants = [sql for sql, _ in seen
+                 if sql.startswith("SELECT aggregates.id, aggregates.name, ")]
+    assert len(claimants) == 4, claimants
 
 
 def test_read_for_pass_answers_as_the_single_reads(mysql_url):
