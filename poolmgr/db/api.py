@@ -52,7 +52,7 @@ from poolmgr.db.pools import (  # noqa: F401
     list_members, list_all_members, upsert_member, delete_member,
     _IN_POOL_STATES, _like_json_string, pool_claimants, compute_hosts_by_uuid,
     claim_pool_uuid, retry_pool, set_reflected, pool_claimants_many,
-    add_members)
+    add_members, write_members)
 from poolmgr.db.leases import (  # noqa: F401
     acquire_lease, renew_lease, check_lease, release_lease)
 from poolmgr.db.journal import (  # noqa: F401

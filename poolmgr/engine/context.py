@@ -91,6 +91,26 @@ class PassContext:
     settled_rows: tuple = None
     # (session, snapshot) of the look that ended the wait (NOTE(fresh-look)).
     fresh_read: tuple = None
+    # Member writes held for the join of this pass (NOTE(members-write) in
+    # db.pools); None: each is written at once.
+    member_writes: list = None
+
+    def write_member(self, host, **fields):
+        """db_api.upsert_member, or held for the pass's join."""
+        if self.member_writes is None:
+            db_api.upsert_member(self.aggregate_id, host, **fields)
+        else:
+            self.member_writes.append((host, fields))
+
+    def write_members(self, host, **fields):
+        """This member's write with the ones held, in one statement."""
+        held, self.member_writes = self.member_writes or [], None
+        db_api.write_members(self.aggregate_id, held + [(host, fields)])
+
+    def flush_members(self):
+        held, self.member_writes = self.member_writes, None
+        if held:
+            db_api.write_members(self.aggregate_id, held)
 
     def read_master(self, session, timeout=0.0):
         """The pool through its master; ``timeout`` > 0 long-polls.

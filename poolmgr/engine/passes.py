@@ -125,6 +125,18 @@ def _act(ctx, pool_row, read, looked=False):
         # look): the pass's end writes its state from the rows it read
         # (status.finish), not from the same rows read again.
         ctx.settled_rows = (pool_row, rows)
+    if any(s.kind == planner.JOIN for s in steps):
+        # NOTE(members-write) in db.pools: the members written before the
+        # join are written with its member, in one statement.
+        ctx.member_writes = []
+    try:
+        return _execute(ctx, desired, observed, steps)
+    finally:
+        ctx.flush_members()
+
+
+def _execute(ctx, desired, observed, steps):
+    """The plan's steps up to the first mutation or wait, then the end."""
     for i, step in enumerate(steps):
         ctx.check_running()
         following = steps[i + 1] if i + 1 < len(steps) else None
@@ -146,6 +158,7 @@ def _act(ctx, pool_row, read, looked=False):
         # The pool changed in this pass (a name, a PBD): its state is
         # written from the next pass's observation, not from this one.
         return _pending(ctx, ACT, 0.0)
+    ctx.flush_members()
     return status.finish(ctx, desired, observed, steps)
 
 

@@ -88,6 +88,16 @@ def test_a_build_reads_the_master_once_per_join_and_clears_waits_with_the_releas
     claimants = [sql for sql, _ in seen
                  if sql.startswith("SELECT aggregates.id, aggregates.name, ")]
     assert len(claimants) == 4, claimants
+    # The member joined last is written active with the next joiner's
+    # ``joining``, in one UPDATE (NOTE(members-write)): one a pass.
+    member_writes = [sql for sql, _ in seen
+                     if sql.startswith("UPDATE pool_members ")]
+    assert len(member_writes) == 3, member_writes
+    members = es.members(1)
+    assert {h: (m["state"], m["xenserver_uuid"], m["error_code"],
+                m["attempts"]) for h, m in members.items()} == {
+        "cmp-%d" % (i + 1): ("active", s.hosts[i]["uuid"], None, 0)
+        for i in range(3)}
 
 
 def test_read_for_pass_answers_as_the_single_reads(mysql_url):
