@@ -27,11 +27,12 @@ into one pool).
 - buildout_efficiency = makespan / max(bound, cpu_floor_s), 100 x 5.
   Goal <= 1.15.
 - sql_statements_per_join: the reconciler worker's SQL statements during
-  the 100 x 5 build (counted by benchmarks/sqlcount.py, NOTE(counted)) per
-  pool.join. Goal <= 10. sql_statements_per_idle_pass: per pool, one
-  resync pass of every built pool with nothing to do. Goal <= 3.
+  the 100 x 5 mirror build (counted by benchmarks/sqlcount.py,
+  NOTE(counted), NOTE(counted-build)) per pool.join. Goal <= 10.
+- sql_statements_per_idle_pass: per pool, one resync pass of every pool
+  built by the mirror build, with nothing to do. Goal <= 3.
 - xapi_calls_per_join: every call the simulator received during the
-  100 x 5 build per pool.join; goal: what a join needs
+  100 x 5 mirror build per pool.join; goal: what a join needs
   (xapi_calls_a_join_needs, doc/source/benchmarks.rst).
 - rss_mb: peak of the daemon's processes' RSS summed (master + workers),
   sampled every 0.2 s during the 100 x 5 build-out. Goal < 150 MB. The
@@ -448,7 +449,20 @@ def run(results, scale=1.0, runs=RUNS):
         ratio = found.pop("ratio")
         found["efficiency"] = round(efficiency(found), 3)
         results.add(name, round(ratio, 3), "x bound", goal, details=found)
-        if source == "notifications" and hosts_per_pool == 5:
+        if hosts_per_pool == 5 and source == "notifications":
+            results.add("buildout_efficiency", found["efficiency"],
+                        "x max(bound, CPU floor)", ("<=", 1.15), details={
+                            k: found[k] for k in (
+                                "makespan_s", "critical_path_bound_s",
+                                "cpu_floor_s", "cpu_s_during_build",
+                                "cores")})
+        if hosts_per_pool == 5 and source == "mirror":
+            # NOTE(counted-build): the counts are taken from the build
+            # whose desired state is written at once. Through
+            # notifications, hosts arrive as fast as the publisher sends
+            # them, each one a pass of its pool, so the count there
+            # follows the publisher's speed (it is in that build's
+            # details).
             _counted(results, found)
         if "rss_mb" not in results:
             results.add("rss_mb", found["peak_rss_mb"], "MB", ("<", 150),
@@ -492,7 +506,8 @@ def run(results, scale=1.0, runs=RUNS):
 
 
 def _counted(results, found):
-    """The counted figures of the 100 x 5 build (NOTE(counted))."""
+    """The counted figures of the 100 x 5 build from the database
+    (NOTE(counted), NOTE(counted-build))."""
     joins = max(1, found["pool_join_calls"])
     results.add("sql_statements_per_join",
                 round(found["sql_statements"] / joins, 2), "statements",
@@ -509,8 +524,3 @@ def _counted(results, found):
                 details={"calls": found["xapi_calls"], "joins": joins,
                          "by_method": found["xapi_calls_by_method"],
                          "a_join_needs": needs})
-    results.add("buildout_efficiency", found["efficiency"],
-                "x max(bound, CPU floor)", ("<=", 1.15), details={
-                    k: found[k] for k in (
-                        "makespan_s", "critical_path_bound_s",
-                        "cpu_floor_s", "cpu_s_during_build", "cores")})
