@@ -69,8 +69,9 @@ def run_pass(ctx):
     pool_row = ctx.pool_row = read.pool
     entry = (pool_row or {}).get("waiting")
     if entry:
-        # NOTE(look): a waiting pool's pass reads only its pool row and
-        # the master (one event.from); the rest waits until it is done.
+        # NOTE(look): a waiting pool's pass reads its rows (the one read
+        # above) and the master (one event.from); the rest waits until
+        # it is done.
         try:
             outcome = waits.look(ctx, pool_row, entry)
         except context.WaitTimeout as exc:
