@@ -6,7 +6,8 @@ the last one handled:
 - ``intake_ratio``: 5,000 aggregate notifications, legacy and versioned, as
   FakeNova publishes them through oslo.messaging (Nova's formats and order),
   5 % of them redelivered copies, into MySQL that already holds 100,000
-  notification rows.
+  notification rows. Three rounds; the figure is the lowest round's ratio
+  (goal >= 0.9 in every round).
 - ``intake_ratio_mixed``: 50,000 messages, 99 % ``instance.*`` and
   ``compute.instance.*`` in Nova's formats (versioned ``InstanceUpdatePayload``
   on ``versioned_notifications``, legacy ``info_from_instance`` payloads on
@@ -18,7 +19,9 @@ the last one handled:
 - ``intake_mixed_msgs_per_s_workers_N``: the mixed stream drained by N intake
   processes sharing one queue (``[notifications] workers``).
 - ``aggregate_latency_p99_ms``: publish to stored (after commit), for the
-  aggregate notifications of a steady mixed load of 2,000 msg/s.
+  aggregate notifications of a steady mixed load of 2,000 msg/s, with the
+  default ``[notifications] workers`` (goal < 500 ms); beside it the same
+  with one worker more.
 - ``metrics_scrape_ms`` and ``status_ms`` with 1,000,000 notification rows.
 
 The queues are filled before a drain starts (the mixed stream once, fanned
@@ -582,6 +585,8 @@ def measure_aggregates(total=TOTAL, prefill=PREFILL_ROWS, rounds=ROUNDS):
     finally:
         names.cleanup(extra_queues=queues)
     median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+    # NOTE(every-round): the goal holds in every round, so the figure is
+    # the lowest round's ratio (the median is in the details).
     return {"sent": sent, "unique": len(unique), "copies": copies,
             "prefilled_rows": prefill, "rounds": runs,
             "stored_rows": median["stored_rows"],
@@ -590,7 +595,9 @@ def measure_aggregates(total=TOTAL, prefill=PREFILL_ROWS, rounds=ROUNDS):
                      "cpu_us_per_msg": median["noop_cpu_us_per_msg"]},
             "poolmgr": {"msgs_per_s": median["poolmgr_msgs_per_s"],
                         "cpu_us_per_msg": median["poolmgr_cpu_us_per_msg"]},
-            "ratio": median["ratio"]}
+            "median_ratio": median["ratio"],
+            "rounds_met": sum(1 for r in runs if r["ratio"] >= 0.9),
+            "ratio": min(r["ratio"] for r in runs)}
 
 
 def measure_mixed(total=MIXED_TOTAL, workers=WORKERS):
@@ -752,6 +759,13 @@ def measure_scrape(rows=SCRAPE_ROWS):
             "database_up": "poolmgr_database_up 1.0" in text}
 
 
+def default_workers():
+    """``[notifications] workers`` as the daemon ships it."""
+    from poolmgr.conf import notifications as notification_opts
+    return next(opt.default for opt in notification_opts.OPTS
+                if opt.dest == "workers")
+
+
 def run(results, scale=1.0):
     total = max(200, int(TOTAL * scale))
     agg = measure_aggregates(total, int(PREFILL_ROWS * scale))
@@ -760,7 +774,7 @@ def run(results, scale=1.0):
                 details=agg)
     print("   aggregates: %d messages (%d copies) into %d rows, median of "
           "%d rounds: no-op %.0f/s, poolmgr %.0f/s, %d rows stored, %d "
-          "duplicates counted; ratios %s" % (
+          "duplicates counted; ratios %s (the lowest is the figure)" % (
               agg["sent"], agg["copies"], agg["prefilled_rows"],
               len(agg["rounds"]), agg["noop"]["msgs_per_s"],
               agg["poolmgr"]["msgs_per_s"], agg["stored_rows"],
@@ -796,12 +810,17 @@ def run(results, scale=1.0):
                  for n in WORKERS)), flush=True)
 
     seconds = max(3, int(LATENCY_SECONDS * scale))
-    for name, rate, workers in (
-            ("aggregate_latency_p99_ms", LATENCY_RATE, 1),
-            ("aggregate_latency_p99_ms_workers_2", LATENCY_RATE, 2),
-            ("aggregate_latency_p99_ms_at_500", 500, 1)):
+    default = default_workers()
+    # NOTE(default-workers): the goal is on the daemon as shipped, so the
+    # figure with a goal uses ``[notifications] workers``' default; the
+    # others show what one more worker (or a lighter load) would give.
+    for name, rate, workers, goal in (
+            ("aggregate_latency_p99_ms", LATENCY_RATE, default, ("<", 500)),
+            ("aggregate_latency_p99_ms_workers_%d" % (default + 1),
+             LATENCY_RATE, default + 1, None),
+            ("aggregate_latency_p99_ms_at_500", 500, default, None)):
         latency = measure_latency(rate, seconds, workers)
-        results.add(name, latency["p99_ms"], "ms", details=latency)
+        results.add(name, latency["p99_ms"], "ms", goal, details=latency)
         print("   latency at %d msg/s, %d worker(s): %d aggregate samples, "
               "p50 %s ms, p99 %s ms, max %s ms; consumed %s msg/s, backlog "
               "%d" % (rate, workers, latency["aggregate_samples"],

@@ -24,12 +24,14 @@ class Results(dict):
     """name -> figure (a dict: value, unit, goal, ok, details)."""
 
     def add(self, name, value, unit="", goal=None, details=None):
-        """Record a figure; ``goal`` is ("<=" | ">=" | "<", number)."""
+        """Record a figure; ``goal`` is ("<=" | ">=" | "<" | ">" | "==",
+        number)."""
         ok = None
         if goal is not None and value is not None:
             op, bound = goal
             ok = {"<=": value <= bound, ">=": value >= bound,
-                  "<": value < bound, ">": value > bound}[op]
+                  "<": value < bound, ">": value > bound,
+                  "==": value == bound}[op]
         self[name] = {"value": value, "unit": unit,
                       "goal": "%s %s" % goal if goal else "",
                       "ok": ok, "details": details or {}}

@@ -15,6 +15,7 @@ They live one module per concern (ARCHITECTURE.md, ``poolmgr/db/``):
 - ``leases``: fenced leases; ``journal``: the steps' before and after
 - ``counters``: monotonic totals; ``service_status``: per-service status
 - ``overview``: the reads behind ``pool list|show`` and ``status``
+- ``passread``: what a pass reads before it plans, in one SELECT
 
 This module re-exports all of them, so ``db_api.X`` keeps working.
 """
@@ -51,12 +52,14 @@ from poolmgr.db.pools import (  # noqa: F401
     list_members, list_all_members, upsert_member, delete_member,
     _IN_POOL_STATES, _like_json_string, pool_claimants, compute_hosts_by_uuid,
     claim_pool_uuid, retry_pool, set_reflected, pool_claimants_many,
-    add_members, request_promotion)
+    add_members, request_promotion, write_members)
 from poolmgr.db.leases import (  # noqa: F401
     acquire_lease, renew_lease, check_lease, release_lease)
 from poolmgr.db.journal import (  # noqa: F401
     journal_start, journal_finish, list_operations, unfinished_operations,
     get_aggregate_for_pass, operation_counts)
+from poolmgr.db.passread import (  # noqa: F401
+    PassRead, read_for_pass)
 from poolmgr.db.service_status import (  # noqa: F401
     set_service_status, get_service_status)
 from poolmgr.db.overview import (  # noqa: F401

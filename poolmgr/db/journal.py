@@ -8,7 +8,7 @@ from poolmgr.db.session import _reader, _now, _row_dict, _clip
 from poolmgr.db.session import _writer_connection, _statement, _rows
 from poolmgr.db.states import OP_STARTED
 from poolmgr.db.counters import (
-    _SEP, OPERATIONS, _counter, _bump, counter_values)
+    _SEP, _MAX_LABEL, OPERATIONS, _counter, _bump, counter_values)
 
 
 def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
@@ -21,7 +21,10 @@ def journal_start(aggregate_id, kind, host=None, step=None, cause=None,
             step=_clip(step), status=OP_STARTED, attempts=attempts,
             cause=_clip(cause), owner=_clip(owner), generation=generation,
             started_at=_now()))
-        _bump(connection, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1})
+        # NOTE(counted-at-finish): the row is counted ``started`` when it
+        # finishes, with its status (one counter statement a step, not
+        # two); while it is in flight operation_counts reads it from the
+        # journal.
         return result.inserted_primary_key[0]
 
 
@@ -77,7 +80,8 @@ def journal_finish(op_id, status, xapi_error_code=None,
             if kind is None:
                 kind = session.scalar(sa.select(models.Operation.kind).where(
                     models.Operation.id == op_id))
-            _bump(session, {_counter(OPERATIONS, kind, status,
+            _bump(session, {_counter(OPERATIONS, kind, OP_STARTED, ""): 1,
+                            _counter(OPERATIONS, kind, status,
                                      xapi_error_code or ""): 1})
         return result.rowcount == 1
 
@@ -136,10 +140,17 @@ def operation_counts():
     """{(kind, status, xapi_error_code): count} of every step ever journaled.
 
     ``started`` counts steps begun, the other statuses steps finished; read
-    from the counters, so a purge of the journal never lowers them.
+    from the counters, so a purge of the journal never lowers them, and
+    for the steps in flight (NOTE(counted-at-finish)) from the journal's
+    ``started`` rows (never purged; ix_operations_status finds them).
     """
     result = {}
     for name, value in counter_values(OPERATIONS + _SEP).items():
         _, kind, status, code = name.split(_SEP, 3)
         result[(kind, status, code or None)] = value
+    for row in _rows(_statement("in_flight", lambda: sa.select(
+            _OPS.c.kind, sa.func.count().label("n")).where(
+            _OPS.c.status == OP_STARTED).group_by(_OPS.c.kind)), {}):
+        key = (_clip(row["kind"], _MAX_LABEL), OP_STARTED, None)
+        result[key] = result.get(key, 0) + row["n"]
     return result

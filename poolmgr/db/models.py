@@ -162,6 +162,8 @@ class Operation(Base):
     __table_args__ = (
         sa.Index("ix_operations_aggregate_id", "aggregate_id", "id"),
         sa.Index("ix_operations_started_at", "started_at"),
+        # The steps in flight (db.journal.operation_counts).
+        sa.Index("ix_operations_status", "status"),
         TABLE_ARGS,
     )
 

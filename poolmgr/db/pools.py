@@ -150,6 +150,51 @@ def upsert_member(aggregate_id, host, **fields):
         _update_member(aggregate_id, host, now, fields)
 
 
+def write_members(aggregate_id, writes):
+    """upsert_member of each (host, fields) of ``writes``, in one UPDATE.
+
+    NOTE(members-write): a pass that marks the member it joined last
+    active and then joins the next one wrote two UPDATEs a few
+    milliseconds apart; one UPDATE sets each row's columns by host (CASE),
+    so a join writes its members in one statement. A row that is missing
+    (deleted meanwhile) is written by upsert_member, which inserts it.
+    """
+    writes = list(writes)
+    if len(writes) == 1:
+        host, fields = writes[0]
+        return upsert_member(aggregate_id, host, **fields)
+    if not writes:
+        return
+    shape = tuple(tuple(sorted(fields)) for _, fields in writes)
+    params = {"b_aggregate_id": aggregate_id, "v_updated_at": _now()}
+    for i, (host, fields) in enumerate(writes):
+        params["b_host_%d" % i] = host
+        params.update(("v_%d_%s" % (i, name), value)
+                      for name, value in fields.items())
+    with _writer_connection() as connection:
+        matched = connection.execute(_statement(
+            ("write_members",) + shape, lambda: _write_members(shape)),
+            params).rowcount
+    if matched < len(writes):
+        for host, fields in writes:
+            upsert_member(aggregate_id, host, **fields)
+
+
+def _write_members(shape):
+    hosts = [sa.bindparam("b_host_%d" % i) for i in range(len(shape))]
+    values = {"updated_at": sa.bindparam("v_updated_at")}
+    for name in sorted(set().union(*shape)):
+        column = _MEMBERS.c[name]
+        values[name] = sa.case(*[
+            (_MEMBERS.c.host == hosts[i],
+             sa.bindparam("v_%d_%s" % (i, name), type_=column.type))
+            for i, names in enumerate(shape) if name in names],
+            else_=column)
+    return sa.update(_MEMBERS).where(
+        _MEMBERS.c.aggregate_id == sa.bindparam("b_aggregate_id"),
+        _MEMBERS.c.host.in_(hosts)).values(**values)
+
+
 @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
 def add_members(aggregate_id, hosts):
     """A ``pending`` row for each of ``hosts`` (desired, not recorded):

@@ -81,6 +81,36 @@ class PassContext:
     # Pool columns written with the lease's release (NOTE(release-write)
     # in engine.waits).
     release_fields: dict = dataclasses.field(default_factory=dict)
+    # The hosts rows the pass read with its pool (NOTE(one-read) in
+    # db.passread): ({compute host: row}, the names asked about).
+    hosts_read: tuple = None
+    # A look wrote a member (engine.waits._problem): read them again.
+    members_written: bool = False
+    # (pool row, member rows) when the pass wrote neither
+    # (NOTE(settled-rows) in engine.passes).
+    settled_rows: tuple = None
+    # (session, snapshot) of the look that ended the wait (NOTE(fresh-look)).
+    fresh_read: tuple = None
+    # Member writes held for the join of this pass (NOTE(members-write) in
+    # db.pools); None: each is written at once.
+    member_writes: list = None
+
+    def write_member(self, host, **fields):
+        """db_api.upsert_member, or held for the pass's join."""
+        if self.member_writes is None:
+            db_api.upsert_member(self.aggregate_id, host, **fields)
+        else:
+            self.member_writes.append((host, fields))
+
+    def write_members(self, host, **fields):
+        """This member's write with the ones held, in one statement."""
+        held, self.member_writes = self.member_writes or [], None
+        db_api.write_members(self.aggregate_id, held + [(host, fields)])
+
+    def flush_members(self):
+        held, self.member_writes = self.member_writes, None
+        if held:
+            db_api.write_members(self.aggregate_id, held)
 
     def read_master(self, session, timeout=0.0):
         """The pool through its master; ``timeout`` > 0 long-polls.
@@ -90,6 +120,14 @@ class PassContext:
         """
         if self.feeds is None:
             return operations.read_pool(session)
+        fresh, self.fresh_read = self.fresh_read, None
+        if fresh is not None and fresh[0] is session and not timeout:
+            # NOTE(fresh-look): the look that ended this pass's wait read
+            # the master through this session a moment ago; the pass
+            # observes from that snapshot instead of asking again (one
+            # event.from per join fewer: the look long-polled until the
+            # change showed, so nothing newer is expected).
+            return fresh[1]
         return self.feeds.get(self.aggregate_id).read(session, timeout)
 
     @contextlib.contextmanager

@@ -277,6 +277,8 @@ def _master_answers(ctx, desired, pool_row, members, observed, record):
     if not record:
         if pool_row.get("promote_request"):
             db_api.update_pool(ctx.aggregate_id, promote_request=None)
+            # The row the pass read stays true (NOTE(settled-rows)).
+            pool_row["promote_request"] = None
         return None
     if not record.get("successor"):
         # The master answers again before any promotion: nothing happened.
@@ -284,6 +286,7 @@ def _master_answers(ctx, desired, pool_row, members, observed, record):
                  observed.master)
         db_api.update_pool(ctx.aggregate_id, failover=None,
                            promote_request=None)
+        pool_row.update(failover=None, promote_request=None)
         return None
     if observed.master != record["successor"]:
         return None

@@ -18,6 +18,11 @@ from poolmgr.xenapi import operations
 from poolmgr.xenapi import records
 
 
+class _RivalMaster(Exception):
+    """The recorded pool, adopted before its ownership was checked
+    (NOTE(one-check)), is owned by another aggregate."""
+
+
 def observe(ctx, desired, pool_row, members, record=True, lazy=False):
     """A planner.Observed of the pool; sets ctx.master_session/inventory.
 
@@ -25,11 +30,22 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
     members are read in the order the planner joins them, up to the first
     one it will join (see _until_joinable); the dry run reads them all.
     """
-    inventory = db_api.get_hosts(set(desired.hosts) | set(members)
-                                 | {pool_row["master"]} - {None})
+    if lazy and desired.managed:
+        try:
+            return _observe(ctx, desired, pool_row, members, record, lazy,
+                            defer=True)
+        except _RivalMaster:
+            pass
+    return _observe(ctx, desired, pool_row, members, record, lazy)
+
+
+def _observe(ctx, desired, pool_row, members, record, lazy, defer=False):
+    inventory = _inventory(ctx, set(desired.hosts) | set(members)
+                           | {pool_row["master"]} - {None})
     ctx.inventory = inventory
     observed = planner.Observed()
     ctx.master_session = None
+    deferred = None
     problems = []
     recorded = pool_row["master"]
     known_members = {h for h, m in members.items()
@@ -62,10 +78,21 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
             # A desired host that is a slave elsewhere does not make
             # that other pool ours.
             continue
-        owner = (ownership.rival_owner(
-            desired, snap, known_hosts=[name],
-            known_uuids=ownership.known_uuids(inventory))
-            if desired.managed else None)
+        if defer and name == recorded and snap.uuid and \
+                snap.uuid == pool_row["pool_uuid"]:
+            # NOTE(one-check): the pool this aggregate recorded, seen on
+            # its recorded master: its ownership is checked in the same
+            # statement as the first standalone host's (_until_joinable),
+            # one SELECT a join fewer; a rival owner (rare: another
+            # aggregate now wants its hosts) starts the observation over
+            # with the check first.
+            deferred = (snap, [name])
+            owner = None
+        else:
+            owner = (ownership.rival_owner(
+                desired, snap, known_hosts=[name],
+                known_uuids=ownership.known_uuids(inventory))
+                if desired.managed else None)
         if owner is not None:
             # NOTE(ownership): another managed aggregate owns this pool;
             # adopting it would rename it, join into it, eject from it.
@@ -100,7 +127,7 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
                != db_api.MEMBER_ERROR]
     if lazy and observed.pool is not None:
         views = _until_joinable(ctx, desired, observed.pool, pending,
-                                inventory, record)
+                                inventory, record, deferred)
     else:
         # NOTE(batch): every standalone host of the pass is read first,
         # then their ownership is checked in one go (three statements, not
@@ -127,7 +154,19 @@ def observe(ctx, desired, pool_row, members, record=True, lazy=False):
                               ctx.conf.xenserver.eject_compute_vm)
 
 
-def _until_joinable(ctx, desired, pool, pending, inventory, record):
+def _inventory(ctx, names):
+    """db_api.get_hosts(names), asking only for the hosts the pass did not
+    read with its pool (NOTE(one-read) in db.passread)."""
+    known, asked = ctx.hosts_read or ({}, frozenset())
+    inventory = {name: dict(known[name]) for name in names if name in known}
+    missing = set(names) - set(asked)
+    if missing:
+        inventory.update(db_api.get_hosts(missing))
+    return inventory
+
+
+def _until_joinable(ctx, desired, pool, pending, inventory, record,
+                    deferred=None):
     """The views of ``pending`` hosts, read one after another up to the
     first that the planner will join now.
 
@@ -144,16 +183,30 @@ def _until_joinable(ctx, desired, pool, pending, inventory, record):
     """
     force = ctx.conf.xenserver.use_join_force
     views = []
+    also = [deferred] if deferred else []
     for name in pending:
-        view, = ownership.check_standalones(
+        (view,), owners = ownership.check_with(
             desired, [observe_one(ctx, name, inventory, record)],
-            ownership.known_uuids(inventory))
+            ownership.known_uuids(inventory), also=also)
+        _master_is_ours(owners)
+        also = []
         views.append(view)
         if view.status == planner.STANDALONE and \
                 not (inventory.get(name) or {}).get("compute_vm_uuid") and \
                 not preflight.check_join(view.snapshot, pool, force=force):
             break
+    if also:
+        # No host to read: the master's deferred check alone.
+        _master_is_ours(ownership.rival_owners(
+            desired, also, ownership.known_uuids(inventory)))
     return views
+
+
+def _master_is_ours(owners):
+    """NOTE(one-check): raise _RivalMaster when the deferred check of the
+    master (``owners``: its answer, or none) names another owner."""
+    if owners and owners[0] is not None:
+        raise _RivalMaster()
 
 
 def read_master(ctx, session):
@@ -300,8 +353,10 @@ def observe_one(ctx, name, inventory, record=True):
 
 
 def record_observation(ctx, desired, pool_row, observed, steps):
-    """Master, pool uuid and 'changing' written as soon as they are seen."""
+    """Master, pool uuid and 'changing' written as soon as they are seen;
+    True when something was written."""
     fields = {}
+    claimed = False
     if observed.pool is not None:
         if pool_row["master"] != observed.master:
             fields["master"] = observed.master
@@ -309,6 +364,7 @@ def record_observation(ctx, desired, pool_row, observed, steps):
             # Observation adopted this pool only after ownership said it
             # is ours; claim_pool_uuid keeps the uuid unique.
             db_api.claim_pool_uuid(ctx.aggregate_id, observed.pool.uuid)
+            claimed = True
         ha = records.as_bool(observed.pool.pool.get("ha_enabled"))
         if bool(pool_row.get("ha_enabled")) != ha:
             # NOTE(ha): kept for when the master is lost: its members
@@ -320,3 +376,4 @@ def record_observation(ctx, desired, pool_row, observed, steps):
         fields["state"] = db_api.POOL_CHANGING
     if fields:
         db_api.update_pool(ctx.aggregate_id, **fields)
+    return claimed or bool(fields)

@@ -180,10 +180,18 @@ def check_standalone(desired, view):
 
 def check_standalones(desired, views, known_uuids=None):
     """check_standalone of each of ``views``, asking the database once."""
+    return check_with(desired, views, known_uuids)[0]
+
+
+def check_with(desired, views, known_uuids=None, also=()):
+    """(check_standalones of ``views``, rival_owners of ``also``: more
+    (snapshot, known_hosts) pools), asking the database once for all."""
     checked = [v for v in views
                if v.status == planner.STANDALONE and v.snapshot is not None]
-    owners = dict(zip((v.name for v in checked), rival_owners(
-        desired, [(v.snapshot, [v.name]) for v in checked], known_uuids)))
+    also = list(also)
+    answers = rival_owners(desired, also + [
+        (v.snapshot, [v.name]) for v in checked], known_uuids)
+    owners = dict(zip((v.name for v in checked), answers[len(also):]))
     return [view if owners.get(view.name) is None else owned_view(
         view.name, desired, owners[view.name], url=view.url, uuid=view.uuid)
-        for view in views]
+        for view in views], answers[:len(also)]

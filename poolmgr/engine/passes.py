@@ -64,11 +64,17 @@ def _pending(ctx, pending, due_in, reasons=()):
 
 def run_pass(ctx):
     """The pass; returns a status.PassResult. Raises LeaseLost/Stopping."""
-    pool_row = ctx.pool_row = db_api.get_pool(ctx.aggregate_id)
+    # NOTE(one-read): the pool, its aggregate, its members and their hosts
+    # in one SELECT (db.passread), read before the look: what the look
+    # waits on is xapi, and a change stored meanwhile marks the pool due
+    # again (release_lease keeps that due time).
+    read = db_api.read_for_pass(ctx.aggregate_id)
+    pool_row = ctx.pool_row = read.pool
     entry = (pool_row or {}).get("waiting")
     if entry:
-        # NOTE(look): a waiting pool's pass reads only its pool row and
-        # the master (one event.from); the rest waits until it is done.
+        # NOTE(look): a waiting pool's pass reads its rows (the one read
+        # above) and the master (one event.from); the rest waits until
+        # it is done.
         try:
             outcome = waits.look(ctx, pool_row, entry)
         except context.WaitTimeout as exc:
@@ -77,32 +83,40 @@ def run_pass(ctx):
         if outcome != waits.DONE:
             return _pending(ctx, WAIT, outcome)
         waits.clear(ctx)
-        pool_row["waiting"] = entry = None
+        pool_row["waiting"] = None
     try:
-        return _act(ctx, pool_row)
+        return _act(ctx, pool_row, read, looked=bool(entry))
     except waits.Waiting as waiting:
-        waits.record(ctx, waiting, entry)
+        waits.record(ctx, waiting, (pool_row or {}).get("waiting"))
         return _pending(ctx, WAIT, waits.first_look_in(
             ctx.conf, waiting, since=ctx.stepped_at))
     except errors.XapiError as exc:
         return _failed(ctx, exc)
 
 
-def _act(ctx, pool_row):
-    """Observe, plan, execute up to the first mutation or wait."""
-    agg, unfinished = db_api.get_aggregate_for_pass(ctx.aggregate_id)
+def _act(ctx, pool_row, read, looked=False):
+    """Observe, plan, execute up to the first mutation or wait.
+
+    ``read``: the pass's db_api.read_for_pass; ``looked``: a look at a wait
+    came first (it may have written the members' errors).
+    """
+    agg, unfinished = read.aggregate, read.unfinished
     ctx.cause = (agg or {}).get("last_cause") or "resync"
     if unfinished:
         journal.abandon_stale(ctx)
     desired = context.desired_of(agg)
-    members = {m["host"]: m for m in db_api.list_members(ctx.aggregate_id)}
+    rows = (db_api.list_members(ctx.aggregate_id) if ctx.members_written
+            else read.members)
+    members = {m["host"]: m for m in rows}
     if desired is None or pool_row is None:
         return status.finish(ctx, desired, planner.Observed(), [])
+    new = []
     if desired.managed:
         new = [host for host in desired.hosts if host not in members]
         db_api.add_members(ctx.aggregate_id, new)
         for host in new:
             members[host] = {"state": db_api.MEMBER_PENDING, "attempts": 0}
+    ctx.hosts_read = (read.hosts, read.looked_up)
     observed = observe.observe(ctx, desired, pool_row, members,
                                lazy=True)
     if desired.managed:
@@ -113,7 +127,26 @@ def _act(ctx, pool_row):
         desired, observed, members, force=ctx.conf.xenserver.use_join_force)
     steps += planner_failover.fenced_steps(pool_row.get("failover"), members,
                                            desired.aggregate_id)
-    observe.record_observation(ctx, desired, pool_row, observed, steps)
+    wrote = observe.record_observation(ctx, desired, pool_row, observed,
+                                       steps)
+    if not (steps or new or wrote or looked or unfinished):
+        # NOTE(settled-rows): nothing of the pool or its members was
+        # written in this pass (no step, no new member, no observation, no
+        # look): the pass's end writes its state from the rows it read
+        # (status.finish), not from the same rows read again.
+        ctx.settled_rows = (pool_row, rows)
+    if any(s.kind == planner.JOIN for s in steps):
+        # NOTE(members-write) in db.pools: the members written before the
+        # join are written with its member, in one statement.
+        ctx.member_writes = []
+    try:
+        return _execute(ctx, desired, observed, steps)
+    finally:
+        ctx.flush_members()
+
+
+def _execute(ctx, desired, observed, steps):
+    """The plan's steps up to the first mutation or wait, then the end."""
     for i, step in enumerate(steps):
         ctx.check_running()
         following = steps[i + 1] if i + 1 < len(steps) else None
@@ -135,9 +168,13 @@ def _act(ctx, pool_row):
         # The pool changed in this pass (a name, a PBD): its state is
         # written from the next pass's observation, not from this one.
         return _pending(ctx, ACT, 0.0)
+    ctx.flush_members()
     # NOTE(canary): a pool this pass leaves active is proven here, before
-    # its status is written, so its readiness says what the proof found.
-    canary.maybe_prove(ctx, desired, observed, steps)
+    # its status is written, so its readiness says what the proof found;
+    # the pool row then changed, so its end is not written from the rows
+    # the pass read (NOTE(settled-rows)).
+    if canary.maybe_prove(ctx, desired, observed, steps) is not None:
+        ctx.settled_rows = None
     return status.finish(ctx, desired, observed, steps)
 
 

@@ -52,7 +52,9 @@ def finish(ctx, desired, observed, steps):
     blocked = [s for s in steps if s.kind == planner.BLOCKED]
     for step in blocked:
         count_attempt(ctx.aggregate_id, step.host)
-    pool_row = db_api.get_pool(ctx.aggregate_id)
+    settled = None if blocked else ctx.settled_rows
+    pool_row = (settled[0] if settled is not None
+                else db_api.get_pool(ctx.aggregate_id))
     if pool_row is None or pool_row["state"] == db_api.POOL_DISMISSED:
         if ctx.feeds is not None:
             ctx.feeds.drop(ctx.aggregate_id)
@@ -62,7 +64,8 @@ def finish(ctx, desired, observed, steps):
         return PassResult(ctx.aggregate_id, True, state=db_api.POOL_DISMISSED,
                           steps=ctx.steps_executed,
                           reasons=pool_row["reasons"])
-    members = db_api.list_members(ctx.aggregate_id)
+    members = (settled[1] if settled is not None
+               else db_api.list_members(ctx.aggregate_id))
     converged = not blocked and desired is not None
     fields = {"last_reconciled_at": context.now()}
     if any(s.host is None for s in blocked) or ctx.pool_error is not None:
@@ -120,7 +123,10 @@ def finish(ctx, desired, observed, steps):
         fields.update(last_error=None, last_error_code=None)
     fields["state"] = state
     fields["reasons"] = reasons
-    db_api.update_pool(ctx.aggregate_id, **fields)
+    # NOTE(release-write): the pass ends here; its state is written by
+    # the UPDATE that releases the lease (engine.waits), fenced like it: a
+    # pass that lost its lease writes no state it may no longer know.
+    ctx.release_fields.update(fields)
     LOG.info("Pool %s: pass done, state %s, %d step(s), %s",
              ctx.aggregate_id, state, ctx.steps_executed,
              "converged" if converged else "not converged")

@@ -125,6 +125,7 @@ def _problem(ctx, entry, exc):
         db_api.upsert_member(ctx.aggregate_id, entry["host"],
                              error_code=exc.code[:255],
                              error_params=seen[1])
+        ctx.members_written = True
 
 
 def _no_problem(ctx, entry):
@@ -138,6 +139,7 @@ def _no_problem(ctx, entry):
     if entry.get("host"):
         db_api.upsert_member(ctx.aggregate_id, entry["host"],
                              error_code=None, error_params=None)
+        ctx.members_written = True
 
 
 def _where(ctx, waiting):
@@ -149,7 +151,9 @@ def _where(ctx, waiting):
 
 
 def clear(ctx):
-    db_api.update_pool(ctx.aggregate_id, waiting=None)
+    """The wait is over: written by the lease's release (NOTE(release-write)),
+    unless the pass records another wait first (record)."""
+    ctx.release_fields["waiting"] = None
 
 
 def _timed_out(entry):
@@ -240,6 +244,7 @@ def _look_member(ctx, pool_row, entry):
             _no_problem(ctx, entry)
             ref = snap.host_ref_by_uuid(entry.get("uuid"))
             if ref is not None and readiness.member_complete(snap, ref):
+                ctx.fresh_read = (session, snap)
                 return DONE
             live = ref is not None and snap.host_live(ref) and \
                 snap.host_enabled(ref)

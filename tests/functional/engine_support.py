@@ -1,11 +1,15 @@
 """Set-up shared by the engine's functional tests (MariaDB + simulator)."""
 
+import contextlib
 import subprocess
 import sys
 import time
 
+import sqlalchemy as sa
+
 from poolmgr import bootstrap
 from poolmgr.db import api as db_api
+from poolmgr.db import session as db_session
 from poolmgr import engine as pool_engine
 from tests.conftest import service_unavailable
 
@@ -105,6 +109,32 @@ def wait_for(predicate, timeout=30.0, interval=0.05):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met within %.0f s" % timeout)
+
+
+@contextlib.contextmanager
+def statements():
+    """[(SQL text, parameters)] the engine's database got in the block."""
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((" ".join(statement.split()), parameters))
+
+    engine = db_session.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def one_pass(engine, aggregate_id):
+    """(PassResult, statements) of one leased pass (the lease acquired
+    before the statements are counted)."""
+    generation, refused = engine.scheduler.acquire_waiting(aggregate_id)
+    assert refused is None, refused
+    with statements() as seen:
+        result = engine.scheduler.leased_pass(aggregate_id, generation, None)
+    return result, seen
 
 
 def until_settled(engine, aggregate_id, passes=20):

@@ -7,6 +7,7 @@ counts (``POOLMGR_REQUIRE_SERVICES=1`` makes it fail rather than skip).
 import pytest
 
 from poolmgr.db import api as db_api
+from tests.functional import engine_support as es
 
 
 @pytest.fixture(params=["mysql_url", "sqlite_url"])
@@ -122,6 +123,37 @@ def test_lost_lease_cannot_finish_a_row_still_started(db):
                                      generation=gen)
     row = db_api.list_operations(7)[0]
     assert (row["status"], row["finished_at"]) == (db_api.OP_STARTED, None)
+
+
+def test_a_step_is_counted_once_started_and_once_finished_in_one_statement(
+        db):
+    gen = db_api.acquire_lease(7, "a", 30)
+    with es.statements() as seen:
+        op_id = _started_by("a", gen)
+    # NOTE(counted-at-finish): the INSERT of the row, no counter yet; in
+    # flight, the step is counted from the journal.
+    # (SQLite's BEGIN, which oslo.db sends itself, is not a statement of
+    # the journal's.)
+    assert [sql.split()[:3] for sql, _ in seen if sql != "BEGIN"] == [
+        ["INSERT", "INTO", "operations"]], seen
+    assert db_api.operation_counts() == {("join", "started", None): 1}
+    with es.statements() as seen:
+        assert db_api.journal_finish(op_id, db_api.OP_FAILED, "HOST_OFFLINE",
+                                     owner="a", generation=gen, kind="join")
+    assert [sql.split()[:3] for sql, _ in seen if sql != "BEGIN"] == [
+        ["UPDATE", "operations", "SET"], ["INSERT", "INTO", "counters"]], \
+        seen
+    assert db_api.operation_counts() == {
+        ("join", "started", None): 1,
+        ("join", "failed", "HOST_OFFLINE"): 1}
+    # A row another holder closes (abandoned) is counted then, once.
+    stale = _started_by("a", gen)
+    assert db_api.operation_counts()[("join", "started", None)] == 2
+    assert db_api.journal_finish(stale, db_api.OP_ABANDONED)
+    assert db_api.operation_counts() == {
+        ("join", "started", None): 2,
+        ("join", "failed", "HOST_OFFLINE"): 1,
+        ("join", "abandoned", None): 1}
 
 
 def test_finished_row_is_not_finished_again(db):

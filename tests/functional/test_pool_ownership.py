@@ -151,6 +151,29 @@ def test_older_aggregate_wanting_one_host_never_takes_a_pool_over(sim):
     assert "owned by aggregate 5 (pool-e)" in member["error_params"]
 
 
+def test_a_recorded_pool_an_older_aggregate_now_owns_gets_no_join(sim):
+    # Aggregate 5 formed cmp-1 + cmp-2 and recorded the pool; then it
+    # wants cmp-3 too, and aggregate 2 (older) wants cmp-1 and cmp-2: all
+    # of that pool's wanted hosts, so aggregate 2 owns it. Aggregate 5's
+    # pass checks its recorded pool with cmp-3 (NOTE(one-check)) and must
+    # not join cmp-3 into a pool that is no longer its own.
+    s = sim(3)
+    names = es.register(s)
+    engine = es.engine(es.make_conf())
+    es.want(5, "pool-e", names[:2])
+    assert until_converged(engine, 5).converged
+    es.want(2, "pool-b", names[:2])
+    es.want(5, "pool-e", names)
+    until_converged(engine, 5)
+    assert es.calls(s, "pool.join", s.hosts[2]) == []
+    assert es.members(5)["cmp-1"]["state"] == "error"
+    assert "owned by aggregate 2 (pool-b)" in \
+        es.members(5)["cmp-1"]["error_params"]
+    until_converged(engine, 2)
+    assert db_api.get_pool(2)["state"] == "active"
+    assert xapi_pool(s, 0)[0] == "pool-b"
+
+
 def test_pool_formed_before_the_older_aggregate_arrived_is_not_merged(sim):
     # Aggregate 2's notifications came first: it formed cmp-1 + cmp-3.
     # Aggregate 1 then wants cmp-1 and cmp-2: it cannot own that pool

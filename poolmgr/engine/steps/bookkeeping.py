@@ -28,10 +28,10 @@ def blocked(ctx, step, observed):
 
 def mark_active(ctx, step, observed):
     view = observed.hosts.get(step.host)
-    db_api.upsert_member(ctx.aggregate_id, step.host,
-                         state=db_api.MEMBER_ACTIVE, error_code=None,
-                         error_params=None, attempts=0, next_attempt_at=None,
-                         xenserver_uuid=view.uuid if view else None)
+    # Held for the pass's join when one follows (NOTE(members-write)).
+    ctx.write_member(step.host, state=db_api.MEMBER_ACTIVE, error_code=None,
+                     error_params=None, attempts=0, next_attempt_at=None,
+                     xenserver_uuid=view.uuid if view else None)
 
 
 def mark_removed(ctx, step, observed):

@@ -50,9 +50,9 @@ def written_by_its_join(step, following):
 
 def join(ctx, step, observed):
     view = observed.hosts[step.host]
-    db_api.upsert_member(ctx.aggregate_id, step.host,
-                         state=db_api.MEMBER_JOINING, xenserver_uuid=view.uuid,
-                         error_code=None, error_params=None)
+    ctx.write_members(step.host, state=db_api.MEMBER_JOINING,
+                      xenserver_uuid=view.uuid, error_code=None,
+                      error_params=None)
     xs = ctx.conf.xenserver
     joiner = ctx.sessions.get(view.url, follow_master=False)
     journal.mutate(ctx, "join", step, lambda: operations.join_pool(
