@@ -27,6 +27,7 @@ from oslo_log import log as logging
 from poolmgr.db import api as db_api
 from poolmgr.engine import context
 from poolmgr.engine import journal
+from poolmgr.engine import maintenance
 from poolmgr.engine import observe
 from poolmgr.engine import status
 from poolmgr.engine import steps as step_handlers
@@ -76,6 +77,12 @@ def run_pass(ctx):
         waits.clear(ctx)
         pool_row["waiting"] = entry = None
     try:
+        operation = db_api.running_maintenance(ctx.aggregate_id)
+        if operation is not None and pool_row is not None:
+            # NOTE(maintenance): while an operator's drain or rolling
+            # reboot runs, it is the pool's only work; the planner (joins,
+            # ejects, repairs) takes over again when it has ended.
+            return _pending(ctx, *maintenance.run(ctx, pool_row, operation))
         return _act(ctx, pool_row)
     except waits.Waiting as waiting:
         waits.record(ctx, waiting, entry)
