@@ -41,13 +41,11 @@ def _start(aggregate_id, kind, hosts, current_host=None):
         op = db_api.start_maintenance(
             aggregate_id, kind, hosts, maintenance.first_phase(kind),
             current_host=current_host)
-    except db_api.OperationRunning as exc:
-        running = exc.running
-        raise CommandError(
-            "pool %s already runs a maintenance operation, one at a time: "
-            "%s; wait for it to end ('poolmgr-manage pool show %s')" % (
-                aggregate_id, maintenance.describe(running) if running
-                else "(just ended)", aggregate_id))
+    except db_api.OperationRunning:
+        # NOTE(race): one started between the check and this insert.
+        _refuse_if_running(aggregate_id)
+        raise CommandError("pool %s: another maintenance operation just "
+                           "started and ended; try again" % aggregate_id)
     db_api.mark_due(aggregate_id)
     return op
 
@@ -77,6 +75,7 @@ def _requested(op, what):
 
 def host_drain(conf, args):
     aggregate_id, member = _membership(args.host)
+    _refuse_if_running(aggregate_id)
     if member["state"] == db_api.MEMBER_DRAINED:
         print("%s is drained already (pool %s)" % (args.host, aggregate_id))
         return EXIT_OK
@@ -90,6 +89,7 @@ def host_drain(conf, args):
 def host_undrain(conf, args):
     from poolmgr import engine as pool_engine
     aggregate_id, _ = _membership(args.host)
+    _refuse_if_running(aggregate_id)
     op = _start(aggregate_id, db_api.MAINT_UNDRAIN, [args.host],
                 current_host=args.host)
     # NOTE(undrain-here): putting a host back needs no daemon: the passes
@@ -103,8 +103,19 @@ def host_undrain(conf, args):
     return _follow(op["id"])
 
 
+def _refuse_if_running(aggregate_id):
+    from poolmgr.engine import maintenance
+    running = db_api.running_maintenance(aggregate_id)
+    if running is not None:
+        raise CommandError(
+            "pool %s already runs a maintenance operation, one at a time: "
+            "%s; wait for it to end ('poolmgr-manage pool show %s')" % (
+                aggregate_id, maintenance.describe(running), aggregate_id))
+
+
 def pool_rolling_reboot(conf, args):
     agg = find_aggregate(args.aggregate)
+    _refuse_if_running(agg["id"])
     pool = db_api.get_pool(agg["id"])
     if pool is None or not pool.get("master"):
         raise CommandError("aggregate %s (%s) has no pool to reboot" % (

@@ -21,9 +21,11 @@ The facts are reference/operations.md §2 and §3.
 import datetime
 import time
 
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from poolmgr import computevm
+from poolmgr.conf import nova as nova_conf
 from poolmgr.db import api as db_api
 from poolmgr.engine import context
 from poolmgr.engine import journal
@@ -108,14 +110,15 @@ def run(ctx, pool_row, op):
                               reasons=[describe(op)])
     try:
         return _PHASES[op["phase"]](ctx, op, observed)
-    except _Failed as failed:
-        return _fail(ctx, op, str(failed), failed.code, failed.params)
+    except _Failed as exc:
+        failed = (str(exc), exc.code, exc.params)
     except errors.XapiError as exc:
         if exc.transient:
             return _transient(ctx, op, exc)
-        return _fail(ctx, op, "%s of %s failed: %s%s" % (
+        failed = ("%s of %s failed: %s%s" % (
             op["phase"], op["current_host"], exc, _way_out(op)),
             exc.code, exc.params)
+    return _fail(ctx, op, *failed)
 
 
 # -- bookkeeping --------------------------------------------------------------
@@ -239,10 +242,10 @@ def _readable(code, params, names):
     return ""
 
 
-def _refuse_blockers(lines, host, before):
-    raise _Failed("%s cannot be evacuated, %s: %s" % (
-        host, before, "; ".join(line for _, _, line in lines)),
-        lines[0][0], lines[0][1])
+def _refuse_blockers(op, lines, host, before):
+    raise _Failed("%s cannot be evacuated, %s: %s%s" % (
+        host, before, "; ".join(line for _, _, line in lines),
+        _way_out(op)), lines[0][0], lines[0][1])
 
 
 # -- the phases ---------------------------------------------------------------
@@ -306,7 +309,7 @@ def _check(ctx, op, observed):
     view = _member(ctx, observed, host)
     found = blockers(ctx, observed, host)
     if found:
-        _refuse_blockers(found, host, "no VM was moved")
+        _refuse_blockers(op, found, host, "no VM was moved")
     vm_state, _ = computevm.state(observed.pool, view.compute_vm, view.ref) \
         if view.compute_vm else (None, None)
     # NOTE(compute-vm): its disk is on the local SR, so xapi would refuse
@@ -444,10 +447,20 @@ _PHASES = {PRECHECK: _precheck, HANDOVER: _handover, DISABLE: _disable,
 
 # -- Nova ---------------------------------------------------------------------
 
+def _nova_configured(conf):
+    try:
+        return nova.configured(conf)
+    except cfg.NoSuchOptError:
+        # NOTE(lean): the reconciler worker registers keystoneauth's [nova]
+        # options (and imports it) only when a drain first needs Nova.
+        nova_conf.register_keystoneauth(conf)
+        return nova.configured(conf)
+
+
 def _nova_service(ctx, host, enabled):
     """The host's nova-compute service disabled (a drain) or enabled,
     when [nova] is configured; journaled like an xapi call."""
-    if not nova.configured(ctx.conf):
+    if not _nova_configured(ctx.conf):
         return
     text = ("PUT /os-services/<id of nova-compute on %s> status=%s%s" % (
         host, "enabled" if enabled else "disabled",
