@@ -106,6 +106,10 @@ class Demo:
         logging.setup(conf, "poolmgr-demo")
         return conf
 
+    def simulator_options(self):
+        """More Simulator arguments (a scenario's delays)."""
+        return {}
+
     def start(self):
         args = self.args
         self.say("starting a simulated XenServer: %d standalone hosts"
@@ -115,7 +119,8 @@ class Demo:
                              username="root", password=DEMO_PASSWORD,
                              join_delay=args.join_delay,
                              eject_delay=args.eject_delay,
-                             compute_vms=not args.independent_compute)
+                             compute_vms=not args.independent_compute,
+                             **self.simulator_options())
         self.sim.start()
         self.say("topology: %s" % (
             "independent compute (no compute VM on the hosts)"
@@ -301,6 +306,10 @@ def build_parser():
                              "elsewhere); by default each host runs its "
                              "nova-compute in a VM, which every join shuts "
                              "down and starts again")
+    parser.add_argument("--scenario", choices=("pool", "maintenance"),
+                        default="pool",
+                        help="pool: a pool forms, a host leaves; "
+                             "maintenance: a drain and a rolling reboot")
     return parser
 
 
@@ -311,7 +320,11 @@ def main(argv=None):
     if not 0 < args.address_base < 250:
         build_parser().error("--address-base must be between 1 and 249")
     with tempfile.TemporaryDirectory(prefix="poolmgr-demo-") as workdir:
-        demo = Demo(args, workdir)
+        if args.scenario == "maintenance":
+            from poolmgr.cmd import demo_maintenance
+            demo = demo_maintenance.MaintenanceDemo(args, workdir)
+        else:
+            demo = Demo(args, workdir)
         try:
             demo.start()
             return demo.run()

@@ -429,6 +429,7 @@ def _enable(ctx, op, observed):
     if not observed.pool.host_enabled(view.ref):
         _call(ctx, "host_enable", host, "host.enable(%s) on master %s" % (
             host, observed.master), "host.enable", view.ref)
+    _restart_compute_vm(ctx, observed, view)
     _nova_service(ctx, host, enabled=True)
     _set_member(ctx, host, db_api.MEMBER_ACTIVE)
     hosts = op["hosts"]
@@ -437,6 +438,22 @@ def _enable(ctx, op, observed):
         return _advance(ctx, op, DISABLE, host=hosts[hosts.index(host) + 1],
                         reboot_asked_at=None, deadline=None, attempts=0)
     return _finish(ctx, op)
+
+
+def _restart_compute_vm(ctx, observed, view):
+    """The compute VM poolmgr shut down for the drain runs again on its
+    host (the planner's rule, member_compute_vm_steps, applied now: a
+    rolling reboot goes on to the next host before the planner runs)."""
+    if not (view.compute_vm and view.compute_vm_stopped):
+        return
+    vm_state, vm = computevm.state(observed.pool, view.compute_vm, view.ref)
+    if vm_state != computevm.HALTED:
+        return
+    compute_vm_steps.start_compute_vm(ctx, planner.Step(
+        planner.START_COMPUTE_VM, view.name, params={
+            "compute_vm": view.compute_vm, "where": "pool",
+            "host_ref": view.ref, "master": observed.master,
+            "name_label": (vm or {}).get("name_label")}), observed)
 
 
 _PHASES = {PRECHECK: _precheck, HANDOVER: _handover, DISABLE: _disable,
