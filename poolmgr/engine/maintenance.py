@@ -32,7 +32,6 @@ from poolmgr.engine import journal
 from poolmgr.engine import observe
 from poolmgr.engine.steps import compute_vm as compute_vm_steps
 from poolmgr.engine.steps import master as master_steps
-from poolmgr import nova
 from poolmgr import planner
 from poolmgr.xenapi import errors
 
@@ -465,11 +464,12 @@ _PHASES = {PRECHECK: _precheck, HANDOVER: _handover, DISABLE: _disable,
 # -- Nova ---------------------------------------------------------------------
 
 def _nova_configured(conf):
+    # NOTE(lean): poolmgr.nova imports keystoneauth1; the reconciler worker
+    # loads it only when a drain first needs Nova (test_daemon_lean).
+    from poolmgr import nova
     try:
         return nova.configured(conf)
     except cfg.NoSuchOptError:
-        # NOTE(lean): the reconciler worker registers keystoneauth's [nova]
-        # options (and imports it) only when a drain first needs Nova.
         nova_conf.register_keystoneauth(conf)
         return nova.configured(conf)
 
@@ -479,6 +479,7 @@ def _nova_service(ctx, host, enabled):
     when [nova] is configured; journaled like an xapi call."""
     if not _nova_configured(ctx.conf):
         return
+    from poolmgr import nova
     text = ("PUT /os-services/<id of nova-compute on %s> status=%s%s" % (
         host, "enabled" if enabled else "disabled",
         "" if enabled else ", disabled_reason=%r" % NOVA_REASON))
