@@ -428,9 +428,11 @@ def _enable(ctx, op, observed):
     if not observed.pool.host_enabled(view.ref):
         _call(ctx, "host_enable", host, "host.enable(%s) on master %s" % (
             host, observed.master), "host.enable", view.ref)
+    # NOTE(truth): the member is active as soon as xapi has it enabled,
+    # whatever Nova says after.
+    _set_member(ctx, host, db_api.MEMBER_ACTIVE)
     _restart_compute_vm(ctx, observed, view)
     _nova_service(ctx, host, enabled=True)
-    _set_member(ctx, host, db_api.MEMBER_ACTIVE)
     hosts = op["hosts"]
     if op["kind"] == db_api.MAINT_ROLLING_REBOOT and \
             hosts.index(host) + 1 < len(hosts):
