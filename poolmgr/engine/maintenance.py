@@ -338,7 +338,10 @@ def _evacuate(ctx, op, observed):
     if observed.pool.resident_vms(view.ref):
         # NOTE(evacuate-timeout): host.evacuate returns when every VM moved
         # (minutes on a real pool): its own session, whose socket timeout
-        # is reboot_timeout, the bound of one host's maintenance.
+        # is reboot_timeout, the bound of one host's maintenance. A call
+        # longer than the lease lets another engine take the pool; its
+        # pass finds this phase, and evacuates only what is still resident
+        # (xapi answers OTHER_OPERATION_IN_PROGRESS, retried, meanwhile).
         session = ctx.sessions.fresh(ctx.master_session.url,
                                      follow_master=True,
                                      timeout=ctx.conf.xenserver.reboot_timeout)

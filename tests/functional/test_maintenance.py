@@ -227,3 +227,18 @@ def test_a_host_that_does_not_come_back_stops_the_run_with_a_reason(
     assert len(s.calls("host.reboot")) == 2
     assert es.members(1)["cmp-3"]["state"] == "active"
     assert es.members(1)["cmp-2"]["error_code"] == "HOST_REBOOT_TIMEOUT"
+
+
+def test_drain_of_a_host_in_no_pool_is_one_line_exit_1(manage):
+    result = manage("host", "drain", "nosuch")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "poolmgr-manage: nosuch is not a member of any pool poolmgr "
+        "manages"]
+
+
+def test_rolling_reboot_without_aggregate_is_usage_exit_2(manage):
+    result = manage("pool", "rolling-reboot")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "error: the following arguments are required: AGGREGATE")
