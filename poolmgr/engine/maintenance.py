@@ -114,7 +114,7 @@ def _disable(ctx, op, observed):
     view = ms.member(ctx, observed, host)
     if observed.pool.host_enabled(view.ref):
         ms.call(ctx, "host_disable", host, "host.disable(%s) on master %s"
-              % (host, observed.master), "host.disable", view.ref)
+                % (host, observed.master), "host.disable", view.ref)
     ms.set_member(ctx, host, db_api.MEMBER_DRAINING)
     ms.nova_service(ctx, host, enabled=False)
     return ms.advance(ctx, op, CHECK)
@@ -201,12 +201,12 @@ def _reboot(ctx, op, observed):
     asked = time.time()
     deadline = context.now() + datetime.timedelta(
         seconds=ctx.conf.xenserver.reboot_timeout)
-    db_api.update_maintenance(op["id"], detail=dict(
-        detail, reboot_asked_at=asked, deadline=deadline.isoformat(),
-        attempts=0))
+    op["detail"] = dict(detail, reboot_asked_at=asked,
+                        deadline=deadline.isoformat(), attempts=0)
+    db_api.update_maintenance(op["id"], detail=op["detail"])
     ms.call(ctx, "host_reboot", host, "host.reboot(%s) on master %s, then "
-          "wait until it is live again" % (host, observed.master),
-          "host.reboot", view.ref)
+            "wait until it is live again" % (host, observed.master),
+            "host.reboot", view.ref)
     return ms.advance(ctx, op, WAIT_REBOOT)
 
 
@@ -256,8 +256,9 @@ def _enable(ctx, op, observed):
     hosts = op["hosts"]
     if op["kind"] == db_api.MAINT_ROLLING_REBOOT and \
             hosts.index(host) + 1 < len(hosts):
-        return ms.advance(ctx, op, DISABLE, host=hosts[hosts.index(host) + 1],
-                        reboot_asked_at=None, deadline=None, attempts=0)
+        return ms.advance(ctx, op, DISABLE,
+                          host=hosts[hosts.index(host) + 1],
+                          reboot_asked_at=None, deadline=None)
     return ms.finish(ctx, op)
 
 

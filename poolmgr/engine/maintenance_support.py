@@ -30,6 +30,8 @@ ENABLE = "enable"
 DRAINED = "drained"
 DONE = "done"
 
+# What a phase returns as the pass's pending (engine.passes.ACT, WAIT;
+# passes imports this module, so the strings are repeated here).
 ACT = "act"
 WAIT = "wait"
 
@@ -74,15 +76,14 @@ class Failed(Exception):
         super().__init__(reason)
 
 
-
 # -- bookkeeping --------------------------------------------------------------
 
 def advance(ctx, op, phase, host=None, **detail):
     fields = {"phase": phase}
     if host is not None:
         fields["current_host"] = host
-    if detail:
-        fields["detail"] = dict(op.get("detail") or {}, **detail)
+    # A new phase starts its transient-error count afresh.
+    fields["detail"] = dict(op.get("detail") or {}, attempts=0, **detail)
     ctx.fence()
     db_api.update_maintenance(op["id"], **fields)
     LOG.info("Pool %s: maintenance %s: %s -> %s", ctx.aggregate_id,
@@ -233,6 +234,7 @@ def nova_service(ctx, host, enabled):
     except nova.NovaError as exc:
         journal.finish(ctx, op_id, db_api.OP_FAILED, NOVA_ERROR_CODE,
                        [str(exc)[:200]], kind=kind)
-        raise Failed("Nova: %s" % exc, NOVA_ERROR_CODE, [str(exc)[:200]])
+        raise Failed("Nova: %s; fix [nova] or Nova, then run the command "
+                     "again" % exc, NOVA_ERROR_CODE, [str(exc)[:200]])
     if not journal.finish(ctx, op_id, db_api.OP_SUCCEEDED, kind=kind):
         raise context.LeaseLost()
