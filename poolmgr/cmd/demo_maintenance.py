@@ -19,7 +19,7 @@ from poolmgr.engine import maintenance
 
 # NOTE(fast): seconds, so the story fits in 20 s; a real reboot is minutes.
 JOIN_DELAY = 0.3
-REBOOT_DELAY = 1.0
+REBOOT_DELAY = 0.5
 MIGRATE_DELAY = 0.1
 
 
