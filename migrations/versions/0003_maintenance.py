@@ -42,7 +42,11 @@ def upgrade():
         **_ARGS)
     op.create_index("ix_maintenance_operations_aggregate_id",
                     "maintenance_operations", ["aggregate_id", "id"])
+    # pools: the running operation, read with the pool row by every pass.
+    op.add_column("pools", sa.Column("maintenance_id", sa.Integer))
 
 
 def downgrade():
+    with op.batch_alter_table("pools") as batch:
+        batch.drop_column("maintenance_id")
     op.drop_table("maintenance_operations")

@@ -1,7 +1,8 @@
 """Maintenance operations: a drain, undrain or rolling reboot per pool.
 
 One running operation per pool at a time, enforced by the table's unique
-``running_aggregate_id`` (NOTE(one-at-a-time) in poolmgr.db.models).
+``running_aggregate_id`` (NOTE(one-at-a-time) in poolmgr.db.models); the
+running one's id is also on the pool row (``pools.maintenance_id``).
 """
 
 from oslo_db import exception as db_exc
@@ -35,6 +36,9 @@ def start_maintenance(aggregate_id, kind, hosts, phase, current_host=None):
             session.add(row)
             session.flush()
             created = _row_dict(row)
+            session.execute(sa.update(models.Pool).where(
+                models.Pool.aggregate_id == aggregate_id).values(
+                maintenance_id=row.id))
     except db_exc.DBDuplicateEntry:
         raise OperationRunning(running_maintenance(aggregate_id))
     return created
@@ -65,8 +69,13 @@ def update_maintenance(op_id, **fields):
     """Write phase, current_host, detail, ...; ``status`` other than
     running ends the operation (the pool may run another)."""
     fields["updated_at"] = _now()
-    if fields.get("status", MAINT_RUNNING) != MAINT_RUNNING:
+    ended = fields.get("status", MAINT_RUNNING) != MAINT_RUNNING
+    if ended:
         fields.update(running_aggregate_id=None, finished_at=_now())
     with _writer() as session:
         session.execute(sa.update(_OPS).where(_OPS.id == op_id).values(
             **fields))
+        if ended:
+            session.execute(sa.update(models.Pool).where(
+                models.Pool.maintenance_id == op_id).values(
+                maintenance_id=None))

@@ -124,6 +124,9 @@ class Pool(Base, TimestampMixin):
     waiting = sa.Column(JSONEncoded)
     # The metadata poolmgr last wrote into the aggregate.
     reflected = sa.Column(JSONEncoded)
+    # The running maintenance operation (maintenance_operations.id), so a
+    # pass learns of it from the pool row it reads anyway.
+    maintenance_id = sa.Column(sa.Integer)
 
 
 class PoolMember(Base, TimestampMixin):

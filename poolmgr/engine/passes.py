@@ -77,8 +77,11 @@ def run_pass(ctx):
         waits.clear(ctx)
         pool_row["waiting"] = entry = None
     try:
-        operation = db_api.running_maintenance(ctx.aggregate_id)
-        if operation is not None and pool_row is not None:
+        # NOTE(no-read): the pool row says whether an operation runs; only
+        # then is it read (a pass of a pool without one costs nothing more).
+        operation = (pool_row or {}).get("maintenance_id") and \
+            db_api.get_maintenance(pool_row["maintenance_id"])
+        if operation and operation["status"] == db_api.MAINT_RUNNING:
             # NOTE(maintenance): while an operator's drain or rolling
             # reboot runs, it is the pool's only work; the planner (joins,
             # ejects, repairs) takes over again when it has ended.
