@@ -107,6 +107,10 @@ class Demo:
         logging.setup(conf, "poolmgr-demo")
         return conf
 
+    def simulator_options(self):
+        """More Simulator arguments (a scenario's delays)."""
+        return {}
+
     def start(self):
         args = self.args
         self.say("starting a simulated XenServer: %d standalone hosts"
@@ -116,7 +120,8 @@ class Demo:
                              username="root", password=DEMO_PASSWORD,
                              join_delay=args.join_delay,
                              eject_delay=args.eject_delay,
-                             compute_vms=not args.independent_compute)
+                             compute_vms=not args.independent_compute,
+                             **self.simulator_options())
         self.sim.start()
         self.say("topology: %s" % (
             "independent compute (no compute VM on the hosts)"
@@ -302,10 +307,13 @@ def build_parser():
                              "elsewhere); by default each host runs its "
                              "nova-compute in a VM, which every join shuts "
                              "down and starts again")
-    parser.add_argument("--scenario", choices=("master-failure",),
-                        help="another story on the same world: "
-                             "master-failure (a master dies, a person "
-                             "promotes a member)")
+    parser.add_argument("--scenario",
+                        choices=("pool", "maintenance", "master-failure"),
+                        default="pool",
+                        help="pool: a pool forms, a host leaves; "
+                             "maintenance: a drain and a rolling reboot; "
+                             "master-failure: a master dies, a person "
+                             "promotes a member")
     return parser
 
 
@@ -314,6 +322,9 @@ def _demo_class(args):
     if args.scenario == "master-failure":
         from poolmgr.cmd import demo_master
         return demo_master.MasterFailureDemo
+    if args.scenario == "maintenance":
+        from poolmgr.cmd import demo_maintenance
+        return demo_maintenance.MaintenanceDemo
     return Demo
 
 

@@ -9,6 +9,8 @@ Categories of commands, as nova-manage and masakari-manage have them::
     poolmgr-manage [--config-file F] pool promote AGGREGATE [--host HOST] \
         --confirm-master-fenced
     poolmgr-manage [--config-file F] events list
+    poolmgr-manage [--config-file F] host drain HOST [--wait] | undrain HOST
+    poolmgr-manage [--config-file F] pool rolling-reboot AGGREGATE [--wait]
     poolmgr-manage [--config-file F] nova sync [--dry-run]
     poolmgr-manage [--config-file F] status
 
@@ -16,7 +18,8 @@ Exit codes: 0 done, 1 failed, 2 usage error. Every failure is one line on
 stderr, never a traceback.
 
 The commands live by category: manage_db, manage_host, manage_pool,
-manage_nova (nova sync, host import), manage_status (events list, status);
+manage_nova (nova sync, host import), manage_status (events list, status),
+manage_maintenance (host drain|undrain, pool rolling-reboot);
 manage_common holds the exit codes, errors and input checks they share.
 This module is the parser and main().
 """
@@ -34,6 +37,7 @@ from poolmgr import bootstrap
 from poolmgr.cmd import manage_db
 from poolmgr.cmd import manage_failover
 from poolmgr.cmd import manage_host
+from poolmgr.cmd import manage_maintenance
 from poolmgr.cmd import manage_nova
 from poolmgr.cmd import manage_pool
 from poolmgr.cmd import manage_status
@@ -146,6 +150,17 @@ def build_parser():
                         "compute host name")
     _format_arg(p)
     p.set_defaults(func=manage_nova.host_import)
+    p = host_cmds.add_parser("drain", help="maintenance: disable the host, "
+                             "check what blocks its evacuation, evacuate "
+                             "it (the daemon does it)")
+    p.add_argument("host", metavar="HOST")
+    p.add_argument("--wait", action="store_true",
+                   help="follow it; exit 0 when drained, 1 when it failed")
+    p.set_defaults(func=manage_maintenance.host_drain, format="table")
+    p = host_cmds.add_parser("undrain", help="end maintenance: enable the "
+                             "host, member active again")
+    p.add_argument("host", metavar="HOST")
+    p.set_defaults(func=manage_maintenance.host_undrain, format="table")
 
     pool = categories.add_parser("pool", help="pools (flagged aggregates)")
     pool_cmds = pool.add_subparsers(dest="action", metavar="ACTION",
@@ -197,6 +212,15 @@ def build_parser():
                    help="required: you have made sure the lost master is "
                         "powered off")
     p.set_defaults(func=manage_failover.pool_promote, format="table")
+    p = pool_cmds.add_parser("rolling-reboot", help="drain, reboot and "
+                             "undrain each host, master first (the daemon "
+                             "does it)")
+    p.add_argument("aggregate", metavar="AGGREGATE")
+    p.add_argument("--wait", action="store_true",
+                   help="follow it; exit 0 when every host is back, 1 when "
+                        "it stopped")
+    p.set_defaults(func=manage_maintenance.pool_rolling_reboot,
+                   format="table")
 
     ev = categories.add_parser("events", help="notifications received")
     ev_cmds = ev.add_subparsers(dest="action", metavar="ACTION",

@@ -9,13 +9,16 @@ from poolmgr.db import api as db_api
 
 
 def pool_list(conf, args):
-    pools = views.all_pool_views(db_api.all_pool_rows())
+    pools = views.all_pool_views(db_api.all_pool_rows(),
+                                 db_api.latest_maintenance())
     emit(args, pools, lambda: views.pool_list_table(pools))
 
 
 def pool_show(conf, args):
     agg = find_aggregate(args.aggregate)
-    pool = views.pool_view(agg, *db_api.pool_rows(agg["id"]))
+    pool = views.pool_view(agg, *db_api.pool_rows(agg["id"]),
+                           db_api.latest_maintenance([agg["id"]]).get(
+                               agg["id"]))
     emit(args, pool, lambda: views.pool_show_text(pool))
 
 

@@ -74,9 +74,25 @@ def _member_view(member):
             "updated_at": _time(member["updated_at"])}
 
 
-def pool_view(agg, pool, members):
+def maintenance_view(op):
+    """A maintenance operation (``pool show``'s ``operation``)."""
+    if op is None:
+        return None
+    return {"id": op["id"], "kind": op["kind"], "hosts": list(op["hosts"]),
+            "host": op["current_host"], "phase": op["phase"],
+            "status": op["status"], "reason": op["reason"],
+            "started_at": _time(op["created_at"]),
+            "finished_at": _time(op["finished_at"])}
+
+
+_UNASKED = object()
+
+
+def pool_view(agg, pool, members, operation=_UNASKED):
     """The ``pool show`` object for one aggregate, from its rows
-    (``db_api.pool_rows``: its pool row or None, and the member rows)."""
+    (``db_api.pool_rows``: its pool row or None, and the member rows).
+    ``operation``: the pool's newest maintenance operation row (or None),
+    shown as ``operation`` when the caller looked it up."""
     known = {m["host"] for m in members}
     member_views = [_member_view(m) for m in members]
     is_pool = (not agg["deleted"]) and events.POOL_FLAG in agg["metadata"]
@@ -117,7 +133,9 @@ def pool_view(agg, pool, members):
         # A lost master: what was seen and done (engine/failover.py).
         "failover": pool.get("failover"),
         "promote_request": pool.get("promote_request"),
-    }
+    } | ({} if operation is _UNASKED else {
+        "operation": maintenance_view(operation)})
+
 
 
 def _member_uuids(members):
@@ -130,9 +148,13 @@ def _member_uuids(members):
                                    states.MEMBER_JOINING)]
 
 
-def all_pool_views(rows):
-    """``pool list``: the pool_view of each of ``db_api.all_pool_rows()``."""
-    return [pool_view(agg, pool, members) for agg, pool, members in rows]
+def all_pool_views(rows, operations=None):
+    """``pool list``: the pool_view of each of ``db_api.all_pool_rows()``
+    (with ``operations``, {aggregate id: newest maintenance operation})."""
+    if operations is None:
+        return [pool_view(agg, pool, members) for agg, pool, members in rows]
+    return [pool_view(agg, pool, members, operations.get(agg["id"]))
+            for agg, pool, members in rows]
 
 
 def pool_list_table(pools):
@@ -183,6 +205,12 @@ def pool_show_text(p):
             srs.add_row([sr.get("name_label") or sr.get("uuid")] +
                         [cells.get(h, "missing") for h in hosts])
         lines.append(srs.get_string())
+    op = p.get("operation")
+    if op is not None:
+        lines.append("maintenance: %s %s (operation %s) %s%s" % (
+            op["kind"].replace("_", " "), ", ".join(op["hosts"]), op["id"],
+            op["status"], (": host %s, phase %s" % (op["host"], op["phase"]))
+            if op["status"] == states.MAINT_RUNNING else ""))
     lines.append("live migration: %s" % (
         "ready" if p["live_migration_ready"] else "NOT ready"))
     if p.get("live_migration_proof"):

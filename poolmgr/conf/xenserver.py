@@ -47,6 +47,12 @@ OPTS = [
                     "VM must leave its pool (or, after a master hand-over, "
                     "the old master must). pool.eject wipes the host's "
                     "local SRs, and with them the compute VM's disk."),
+    cfg.FloatOpt("reboot_timeout", default=1200.0, min=1.0,
+                 help="Seconds a host rebooted by 'poolmgr-manage pool "
+                      "rolling-reboot' may take to answer again, live on the "
+                      "master with a new agent_start_time; past it the run "
+                      "stops with a reason (the host stays disabled). Also "
+                      "the socket timeout of host.evacuate."),
     cfg.FloatOpt("compute_vm_shutdown_timeout", default=120.0, min=1.0,
                  help="Seconds VM.clean_shutdown of a compute VM may take "
                       "before a join falls back to VM.hard_shutdown."),

@@ -13,6 +13,7 @@ They live one module per concern (ARCHITECTURE.md, ``poolmgr/db/``):
 - ``eventlog``: the notification log (record_events)
 - ``inventory``: hosts; ``pools``: pools, members, due times, ownership
 - ``leases``: fenced leases; ``journal``: the steps' before and after
+- ``maintenance``: drains and rolling reboots
 - ``counters``: monotonic totals; ``service_status``: per-service status
 - ``overview``: the reads behind ``pool list|show`` and ``status``
 - ``passread``: what a pass reads before it plans, in one SELECT
@@ -30,7 +31,13 @@ from poolmgr.db.states import (  # noqa: F401
     POOL_CHANGING, POOL_ACTIVE, POOL_ERROR, POOL_DISMISSED, POOL_STATES,
     MEMBER_PENDING, MEMBER_PREFLIGHT, MEMBER_JOINING, MEMBER_ACTIVE,
     MEMBER_EJECTING, MEMBER_REMOVED, MEMBER_ERROR, OP_STARTED, OP_SUCCEEDED,
-    OP_FAILED, OP_ABANDONED, POOL_MASTER_LOST, MEMBER_FENCED)
+    OP_FAILED, OP_ABANDONED, POOL_MASTER_LOST, MEMBER_FENCED,
+    MEMBER_DRAINING, MEMBER_DRAINED, MAINT_DRAIN,
+    MAINT_UNDRAIN, MAINT_ROLLING_REBOOT, MAINT_RUNNING, MAINT_SUCCEEDED,
+    MAINT_FAILED)
+from poolmgr.db.maintenance import (  # noqa: F401
+    OperationRunning, start_maintenance, running_maintenance,
+    get_maintenance, latest_maintenance, update_maintenance)
 from poolmgr.db.counters import (  # noqa: F401
     _SEP, NOTIFICATIONS, DUPLICATES, OPERATIONS, SKIPPED, _MAX_LABEL, _counter,
     _bump, add_counters, count_skipped, counter_values, duplicate_counts,

@@ -132,6 +132,9 @@ class Pool(Base, TimestampMixin):
     failover = sa.Column(JSONEncoded)
     promote_request = sa.Column(JSONEncoded)
     ha_enabled = sa.Column(sa.Boolean)
+    # The running maintenance operation (maintenance_operations.id), so a
+    # pass learns of it from the pool row it reads anyway.
+    maintenance_id = sa.Column(sa.Integer)
 
 
 class PoolMember(Base, TimestampMixin):
@@ -226,3 +229,38 @@ class ServiceStatus(Base):
     name = sa.Column(sa.String(64), primary_key=True)
     value = sa.Column(JSONEncoded)
     updated_at = sa.Column(Timestamp, nullable=False)
+
+
+class MaintenanceOperation(Base, TimestampMixin):
+    """A drain, undrain or rolling reboot asked for by an operator.
+
+    The engine acts on the running one of a pool under the pool's lease,
+    phase by phase; each phase is written here, so a restarted engine
+    resumes where the last one was (engine/maintenance.py).
+    """
+
+    __tablename__ = "maintenance_operations"
+    __table_args__ = (
+        sa.Index("ix_maintenance_operations_aggregate_id", "aggregate_id",
+                 "id"),
+        # NOTE(one-at-a-time): set to aggregate_id while the operation
+        # runs, NULL once it ended: a second running operation of the same
+        # pool is refused by the database itself.
+        sa.UniqueConstraint("running_aggregate_id",
+                            name="uniq_maintenance_operations0running"),
+        TABLE_ARGS,
+    )
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    aggregate_id = sa.Column(sa.Integer, nullable=False)
+    running_aggregate_id = sa.Column(sa.Integer)
+    kind = sa.Column(sa.String(32), nullable=False)
+    hosts = sa.Column(JSONEncoded, nullable=False)
+    current_host = sa.Column(sa.String(255))
+    phase = sa.Column(sa.String(32), nullable=False)
+    status = sa.Column(sa.String(16), nullable=False)
+    reason = sa.Column(sa.Text)
+    # What the phases need across passes: the reboot's start and deadline,
+    # the blockers found.
+    detail = sa.Column(JSONEncoded)
+    finished_at = sa.Column(Timestamp)

@@ -15,7 +15,8 @@ from poolmgr.db.session import _writer_connection, _statement, _where
 from poolmgr.db.session import _values, _rows, _at
 from poolmgr.db.states import (
     POOL_CHANGING, POOL_ERROR, MEMBER_PENDING, MEMBER_JOINING, MEMBER_ACTIVE,
-    MEMBER_EJECTING, MEMBER_ERROR, MEMBER_FENCED)
+    MEMBER_EJECTING, MEMBER_ERROR, MEMBER_FENCED, MEMBER_DRAINING,
+    MEMBER_DRAINED)
 from poolmgr.db.mirror import _is_pool
 
 
@@ -239,7 +240,8 @@ def delete_member(aggregate_id, host):
 # ---------------------------------------------------------------------------
 
 # Member states in which a host is (or is becoming) part of the xapi pool.
-_IN_POOL_STATES = (MEMBER_JOINING, MEMBER_ACTIVE, MEMBER_EJECTING)
+_IN_POOL_STATES = (MEMBER_JOINING, MEMBER_ACTIVE, MEMBER_EJECTING,
+                   MEMBER_DRAINING, MEMBER_DRAINED)
 
 
 def _like_json_string(name):

@@ -33,9 +33,21 @@ MEMBER_REMOVED = "removed"
 MEMBER_ERROR = "error"
 # A master replaced by pool promote: never trusted as master again.
 MEMBER_FENCED = "fenced"
+# Host maintenance (ARCHITECTURE.md "Operations"): disabled by poolmgr and
+# being emptied; then empty (every VM that could move moved).
+MEMBER_DRAINING = "draining"
+MEMBER_DRAINED = "drained"
 
 # Journal statuses.
 OP_STARTED = "started"
 OP_SUCCEEDED = "succeeded"
 OP_FAILED = "failed"
 OP_ABANDONED = "abandoned"
+
+# Maintenance operations (maintenance_operations.kind and .status).
+MAINT_DRAIN = "drain"
+MAINT_UNDRAIN = "undrain"
+MAINT_ROLLING_REBOOT = "rolling_reboot"
+MAINT_RUNNING = "running"
+MAINT_SUCCEEDED = "succeeded"
+MAINT_FAILED = "failed"

@@ -29,6 +29,7 @@ from poolmgr.engine import canary
 from poolmgr.engine import context
 from poolmgr.engine import failover
 from poolmgr.engine import journal
+from poolmgr.engine import maintenance
 from poolmgr.engine import observe
 from poolmgr.engine import status
 from poolmgr.engine import steps as step_handlers
@@ -85,6 +86,15 @@ def run_pass(ctx):
         waits.clear(ctx)
         pool_row["waiting"] = None
     try:
+        # NOTE(no-read): the pool row says whether an operation runs; only
+        # then is it read (a pass of a pool without one costs nothing more).
+        operation = (pool_row or {}).get("maintenance_id") and \
+            db_api.get_maintenance(pool_row["maintenance_id"])
+        if operation and operation["status"] == db_api.MAINT_RUNNING:
+            # NOTE(maintenance): while an operator's drain or rolling
+            # reboot runs, it is the pool's only work; the planner (joins,
+            # ejects, repairs) takes over again when it has ended.
+            return _pending(ctx, *maintenance.run(ctx, pool_row, operation))
         return _act(ctx, pool_row, read, looked=bool(entry))
     except waits.Waiting as waiting:
         waits.record(ctx, waiting, (pool_row or {}).get("waiting"))

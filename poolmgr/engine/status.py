@@ -47,6 +47,34 @@ def count_pool_attempt(ctx):
     return attempts
 
 
+# NOTE(drained): a drained (or draining) member is still a member of the
+# pool, so the pool is active; it is disabled, so readiness says "not
+# ready" and names it ("X is disabled"), and the reasons say why and how
+# it comes back (_maintenance_reasons).
+_MEMBER_OF_ACTIVE_POOL = (db_api.MEMBER_ACTIVE, db_api.MEMBER_DRAINED,
+                          db_api.MEMBER_DRAINING)
+
+
+def _maintenance_reasons(ctx, members):
+    held = [m["host"] for m in members if m["state"] in (
+        db_api.MEMBER_DRAINED, db_api.MEMBER_DRAINING)]
+    if not held:
+        return []
+    last = db_api.latest_maintenance([ctx.aggregate_id]).get(
+        ctx.aggregate_id)
+    reasons = []
+    if last is not None and last["status"] == db_api.MAINT_FAILED and \
+            last.get("reason"):
+        reasons.append(last["reason"])
+    for host in held:
+        reasons.append("%s is %s for maintenance (disabled): "
+                       "'poolmgr-manage host undrain %s' puts it back in "
+                       "service" % (host, next(
+                           m["state"] for m in members
+                           if m["host"] == host), host))
+    return reasons
+
+
 def finish(ctx, desired, observed, steps):
     """Write the pool's state from the last plan; return a PassResult."""
     blocked = [s for s in steps if s.kind == planner.BLOCKED]
@@ -109,10 +137,11 @@ def finish(ctx, desired, observed, steps):
         # operational_state = error when an add failed.
         state = db_api.POOL_ERROR
     elif state == db_api.POOL_ACTIVE and desired is not None and not all(
-            (by_host.get(h) or {}).get("state") == db_api.MEMBER_ACTIVE
+            (by_host.get(h) or {}).get("state") in _MEMBER_OF_ACTIVE_POOL
             for h in desired.hosts):
         # Active means every desired host is an active member.
         state = db_api.POOL_CHANGING
+    reasons += _maintenance_reasons(ctx, members)
     for member in members:
         if member["state"] == db_api.MEMBER_ERROR:
             reasons.append("%s in error: %s %s" % (

@@ -131,6 +131,34 @@ class NovaClient:
 
         return self._call("GET /os-services", fetch)
 
+    def set_compute_service(self, host, enabled, reason=None):
+        """Enable or disable (with ``reason``) the host's nova-compute.
+
+        openstacksdk sends PUT /os-services/{id} with ``status`` (and
+        ``disabled_reason``) at microversion 2.53 or later, the older
+        /os-services/disable-log-reason before.
+        """
+        what = "PUT /os-services (%s of %s)" % (
+            "enable" if enabled else "disable", host)
+
+        def change():
+            services = list(self.compute.services(binary="nova-compute",
+                                                  host=host))
+            if not services:
+                from openstack import exceptions as sdk_exc
+                raise sdk_exc.NotFoundException(
+                    "no nova-compute service on host %s" % host)
+            if enabled:
+                service = self.compute.enable_service(services[0])
+            else:
+                service = self.compute.disable_service(
+                    services[0], disabled_reason=reason)
+            return {"id": service.id, "host": host,
+                    "status": service.status,
+                    "disabled_reason": service.disabled_reason}
+
+        return self._call(what, change)
+
     def update_metadata(self, aggregate_id, changes):
         """One set_metadata call; a None value deletes that key."""
         result = self._call(

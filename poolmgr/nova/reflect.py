@@ -22,6 +22,9 @@ from poolmgr.nova import client as nova
 
 LOG = logging.getLogger(__name__)
 
+_MEMBER_STATES = (db_api.MEMBER_ACTIVE, db_api.MEMBER_DRAINING,
+                  db_api.MEMBER_DRAINED)
+
 
 def wanted(pool, members):
     """The metadata keys poolmgr wants in the aggregate of ``pool``."""
@@ -32,7 +35,9 @@ def wanted(pool, members):
     if pool.get("master"):
         keys[desired.MASTER_COMPUTE] = pool["master"]
     for member in members:
-        if member["state"] == db_api.MEMBER_ACTIVE and member.get(
+        # NOTE(drained): a host drained for maintenance is still a member
+        # (and comes back); its key stays.
+        if member["state"] in _MEMBER_STATES and member.get(
                 "xenserver_uuid"):
             keys[member["host"]] = member["xenserver_uuid"]
     return keys

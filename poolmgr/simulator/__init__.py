@@ -24,6 +24,7 @@ import threading
 from poolmgr.simulator.api import Api
 from poolmgr.simulator.controls_migrate import MigrateControls
 from poolmgr.simulator.failover import FailoverControls
+from poolmgr.simulator.controls_vm import VmControls
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator.acceptor import Acceptor
 from poolmgr.simulator.server import Endpoint
@@ -36,16 +37,18 @@ CallRecord = collections.namedtuple("CallRecord",
                                     "timestamp host method params")
 
 
-class Simulator(MigrateControls, FailoverControls):
+class Simulator(MigrateControls, FailoverControls, VmControls):
     def __init__(self, hosts=1, port=8080, address_base=10, username="root",
                  password="", join_delay=10.0, eject_delay=10.0,
-                 name_prefix="xs", compute_vms=False, tls=False):
+                 name_prefix="xs", compute_vms=False, tls=False,
+                 reboot_delay=5.0, migrate_delay=0.5):
         if hosts < 1:
             raise ValueError("at least one host")
         self.world = World(username=username, password=password,
                            join_delay=join_delay, eject_delay=eject_delay,
                            address_base=address_base, name_prefix=name_prefix,
-                           compute_vms=compute_vms)
+                           compute_vms=compute_vms, reboot_delay=reboot_delay,
+                           migrate_delay=migrate_delay)
         self.api = Api(self.world)
         self.port = port
         self._requested_port = port
@@ -291,14 +294,6 @@ class Simulator(MigrateControls, FailoverControls):
                     return pbd_ref
         raise KeyError("%s has no PBD for SR %s" % (h.name, sr))
 
-    def create_running_vm(self, host, name_label="vm"):
-        """A guest VM running on ``host``; returns its uuid."""
-        h = self.world.host(host)
-        with self.world.lock:
-            ref = self.api.vm_create(h, None, {"name_label": name_label})
-            self.api.vm_start_on(h, None, ref, h.host_ref(), False, False)
-            return h.db.tables["VM"][ref]["uuid"]
-
     def set_clean_shutdown_delay(self, vm_uuid, seconds):
         """The guest of VM ``vm_uuid`` takes ``seconds`` to honour
         VM.clean_shutdown (the call blocks that long; a VM.hard_shutdown
@@ -380,8 +375,9 @@ class Simulator(MigrateControls, FailoverControls):
                "unplug_pbd", "create_running_vm", "create_shared_sr",
                "set_clean_shutdown_delay", "vm_state",
                "reset_call_log", "role", "master_of", "pool_uuid",
-               "rotate_certificate") + MigrateControls.MIGRATE_CONTROL + \
-            FailoverControls.CONTROL
+               "rotate_certificate", "set_memory", "set_reboot_hangs",
+               "set_reboot_delay", "set_migrate_delay", "boot_count") + \
+        MigrateControls.MIGRATE_CONTROL + FailoverControls.CONTROL
 
     def control(self, name, params):
         if name == "hosts":

@@ -5,14 +5,16 @@
 outcome in xapi's Status/Value envelope. The handlers of the other calls
 are mixins, one module per concern: pool membership
 (poolmgr.simulator.api_pool), storage and VMs (api_storage_vm), events
-(api_events), templates and migration (api_migrate); ``Api`` inherits
-them, so ``self.messages`` names them as bound methods of the one ``Api``.
+(api_events), templates and migration (api_migrate), host maintenance
+(api_host_ops); ``Api`` inherits them, so ``self.messages`` names them as
+bound methods of the one ``Api``.
 """
 
 import inspect
 
 from poolmgr.simulator.api_events import EventCalls
 from poolmgr.simulator.api_migrate import MigrateCalls
+from poolmgr.simulator.api_host_ops import HostOpsCalls
 from poolmgr.simulator.api_pool import PoolCalls
 from poolmgr.simulator.api_storage_vm import StorageVmCalls
 from poolmgr.simulator.model import CLASSES
@@ -39,7 +41,8 @@ EMERGENCY_CALLS = {"pool.emergency_transition_to_master",
                    "host.is_in_emergency_mode"}
 
 
-class Api(PoolCalls, StorageVmCalls, EventCalls, MigrateCalls):
+class Api(PoolCalls, StorageVmCalls, EventCalls, MigrateCalls,
+          HostOpsCalls):
     def __init__(self, world):
         self.world = world
         self._params_of = {}    # (method, handler) -> params on the wire
@@ -57,6 +60,11 @@ class Api(PoolCalls, StorageVmCalls, EventCalls, MigrateCalls):
             "host.disable": lambda h, s, ref: self._set_enabled(h, ref,
                                                                 False),
             "host.is_in_emergency_mode": lambda h, s: h.emergency,
+            "host.get_vms_which_prevent_evacuation":
+                self.get_vms_which_prevent_evacuation,
+            "host.assert_can_evacuate": self.assert_can_evacuate,
+            "host.evacuate": self.host_evacuate,
+            "host.reboot": self.host_reboot,
             "SR.create": self.sr_create,
             "SR.introduce": self.sr_introduce,
             "SR.forget": self.sr_forget,

@@ -100,8 +100,7 @@ class PoolCalls:
         return None
 
     def _live(self, db, ref):
-        metrics = db.tables["host_metrics"].get(db.get("host", ref)["metrics"])
-        return bool(metrics and metrics["live"])
+        return self.world.host_live(db, ref)
 
     def pool_eject(self, host, session, host_ref):
         world, db = self.world, host.db

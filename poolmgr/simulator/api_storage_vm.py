@@ -169,18 +169,7 @@ class StorageVmCalls:
         return self._boot(db, vm_ref, host_ref, start_paused)
 
     def _assert_can_boot_here(self, db, vm_ref, host_ref):
-        # NOTE(reference/xapi.md §6 "Migration"): assert_can_boot_here
-        # checks the host is live, then enabled, then that every SR with a
-        # disk of the VM has an attached PBD on that host.
-        if not self._live(db, host_ref):
-            raise Failure("HOST_NOT_LIVE")
-        if not db.get("host", host_ref)["enabled"]:
-            raise Failure("HOST_DISABLED", host_ref)
-        for sr_ref in db.vm_srs(vm_ref):
-            if not any(p["SR"] == sr_ref and p["host"] == host_ref
-                       and p["currently_attached"]
-                       for p in db.tables["PBD"].values()):
-                raise Failure("VM_REQUIRES_SR", vm_ref, sr_ref)
+        self.world.assert_can_boot_here(db, vm_ref, host_ref)
         # NOTE(xapi_vm_helpers.ml): memory is the last of these checks.
         self._assert_enough_memory(db, vm_ref, host_ref)
 

@@ -237,6 +237,9 @@ class SimHost:
         # The uuid of the nova-compute VM on its local SR (--compute-vms);
         # None once an eject has wiped it, or without one.
         self.compute_vm_uuid = None
+        # host.reboot: never comes back (sim.set_reboot_hangs); reboots done
+        self.reboot_hangs = False
+        self.boot_count = 0
 
     @property
     def serving(self):
@@ -335,7 +338,10 @@ class SimHost:
             "API_version_minor": self.api_version[1],
             "API_version_vendor": "XenSource",
             "edition": self.edition, "metrics": metrics_ref,
-            "other_config": {}, "tags": [], "capabilities": [],
+            # NOTE(xapi.ml): xapi records its start in agent_start_time
+            # (epoch seconds); clients compare it to tell a reboot is over.
+            "other_config": {"agent_start_time": "%.3f" % time.time()},
+            "tags": [], "capabilities": [],
             "external_auth_type": "", "external_auth_service_name": "",
             "allowed_operations": [], "current_operations": {},
             "memory_overhead": "0", "sched_policy": "credit",

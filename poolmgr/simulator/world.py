@@ -8,6 +8,7 @@ NOTEs point to ``reference/xapi.md``.
 """
 
 import threading
+import time
 
 from poolmgr.simulator.model import Failure
 from poolmgr.simulator.model import new_ref
@@ -19,7 +20,7 @@ class World:
 
     def __init__(self, username="root", password="", join_delay=10.0,
                  eject_delay=10.0, address_base=10, name_prefix="xs",
-                 compute_vms=False):
+                 compute_vms=False, reboot_delay=5.0, migrate_delay=0.5):
         self.username = username
         self.password = password
         self.join_delay = join_delay
@@ -27,6 +28,10 @@ class World:
         self.address_base = address_base
         self.name_prefix = name_prefix
         self.compute_vms = compute_vms
+        # host.reboot takes reboot_delay seconds; one VM's move of a
+        # host.evacuate takes migrate_delay seconds.
+        self.reboot_delay = reboot_delay
+        self.migrate_delay = migrate_delay
         # vm uuid -> seconds its guest takes to honour VM.clean_shutdown
         self.clean_shutdown_delays = {}
         # seconds a VM.pool_migrate takes (sim.set_migration_delay)
@@ -203,3 +208,117 @@ class World:
                     pass
         # A joiner set offline inside its restart window stays not live.
         self.set_live(joiner, joiner.online)
+
+    # -- VMs on the move: boot checks, memory, evacuation, reboot ------------
+
+    @staticmethod
+    def host_live(db, ref):
+        metrics = db.tables["host_metrics"].get(db.get("host", ref)["metrics"])
+        return bool(metrics and metrics["live"])
+
+    def assert_can_boot_here(self, db, vm_ref, host_ref):
+        """xapi's assert_can_boot_here without the memory check."""
+        # NOTE(reference/xapi.md §6 "Migration"): assert_can_boot_here
+        # checks the host is live, then enabled, then that every SR with a
+        # disk of the VM has an attached PBD on that host.
+        if not self.host_live(db, host_ref):
+            raise Failure("HOST_NOT_LIVE")
+        if not db.get("host", host_ref)["enabled"]:
+            raise Failure("HOST_DISABLED", host_ref)
+        for sr_ref in db.vm_srs(vm_ref):
+            if not any(p["SR"] == sr_ref and p["host"] == host_ref
+                       and p["currently_attached"]
+                       for p in db.tables["PBD"].values()):
+                raise Failure("VM_REQUIRES_SR", vm_ref, sr_ref)
+
+    @staticmethod
+    def vm_memory(vm):
+        return int(vm.get("memory_static_max") or 0)
+
+    def free_memory(self, db, host_ref):
+        """memory_total less what every running VM there holds (dom0 too)."""
+        metrics = db.tables["host_metrics"].get(
+            db.get("host", host_ref)["metrics"]) or {}
+        used = sum(self.vm_memory(v) for v in db.tables["VM"].values()
+                   if v["resident_on"] == host_ref
+                   and v["power_state"] != "Halted")
+        return int(metrics.get("memory_total") or 0) - used
+
+    def evacuation_plan(self, db, host_ref):
+        """({vm ref: target host ref}, {vm ref: [code, params...]}).
+
+        NOTE(operations.md §2.1, compute_evacuation_plan_no_wlb): targets
+        are the other enabled (and live) hosts; none: NO_HOSTS_AVAILABLE for
+        every VM; each VM must pass assert_can_boot_here on some target (its
+        first error otherwise), then a memory bin-pack, largest VM first,
+        onto the target with the most free memory
+        (HOST_NOT_ENOUGH_FREE_MEMORY [needed; available] when none fits).
+        """
+        targets = [r for r, h in sorted(db.tables["host"].items())
+                   if r != host_ref and h["enabled"] and self.host_live(db, r)]
+        vms = [(r, v) for r, v in db.tables["VM"].items()
+               if v["resident_on"] == host_ref and not v["is_control_domain"]
+               and v["power_state"] != "Halted"]
+        plan, blockers = {}, {}
+        if not targets:
+            return plan, {r: ["NO_HOSTS_AVAILABLE"] for r, _ in vms}
+        free = {t: self.free_memory(db, t) for t in targets}
+        for vm_ref, vm in sorted(vms, key=lambda rv: -self.vm_memory(rv[1])):
+            if vm.get("current_operations"):
+                blockers[vm_ref] = ["OTHER_OPERATION_IN_PROGRESS", "VM",
+                                    vm_ref]
+                continue
+            fits, error = [], None
+            for target in targets:
+                try:
+                    self.assert_can_boot_here(db, vm_ref, target)
+                    fits.append(target)
+                except Failure as failure:
+                    error = error or failure
+            if not fits:
+                blockers[vm_ref] = error.description
+                continue
+            need = self.vm_memory(vm)
+            best = max(fits, key=lambda t: free[t])
+            if free[best] < need:
+                blockers[vm_ref] = ["HOST_NOT_ENOUGH_FREE_MEMORY", str(need),
+                                    str(free[best])]
+                continue
+            free[best] -= need
+            plan[vm_ref] = best
+        return plan, blockers
+
+    def move_vm(self, db, vm_ref, target_ref):
+        """A running VM now resides on ``target_ref`` (a pool_migrate)."""
+        vm = db.get("VM", vm_ref)
+        source = vm["resident_on"]
+        vm["resident_on"] = target_ref
+        db.touch(vm_ref, source, target_ref)
+
+    def reboot(self, host):
+        """host.reboot: down for reboot_delay, back disabled and live.
+
+        NOTE(issue 26): the host comes back disabled until host.enable
+        (xapi with host.disable auto_enable=false; the default re-enables
+        itself at start-up, operations.md §2.1, which a client cannot tell
+        from a host that is not up yet). A host with ``reboot_hangs`` never
+        comes back.
+        """
+        if host.db is None:
+            return
+        db = host.db
+        self.set_live(host, False)
+        if host.reboot_hangs:
+            host.online = False
+
+        def back():
+            if host.db is not db or not host.online:
+                return
+            record = host.host_record()
+            record["enabled"] = False
+            host.boot_count += 1
+            record["other_config"]["agent_start_time"] = "%.3f" % (
+                time.time())
+            db.touch(host.host_ref())
+            self.set_live(host, True)
+        self.restart(host, self.reboot_delay, back)

@@ -152,6 +152,15 @@ def test_wanted_keys_of_an_active_pool():
         "c1": "u1"}
 
 
+def test_a_drained_member_keeps_its_key_it_is_still_a_member():
+    members = [_member("c1", db_api.MEMBER_ACTIVE, "u1"),
+               _member("c2", db_api.MEMBER_DRAINED, "u2"),
+               _member("c3", db_api.MEMBER_DRAINING, "u3")]
+    assert reflect.wanted(_pool("active", "c1"), members) == {
+        "operational_state": "active", "master_compute": "c1",
+        "c1": "u1", "c2": "u2", "c3": "u3"}
+
+
 def test_dismissed_pool_keeps_only_its_state():
     members = [_member("c1", db_api.MEMBER_ACTIVE, "u1")]
     assert reflect.wanted(_pool("dismissed", "c1"), members) == {

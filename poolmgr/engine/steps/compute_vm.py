@@ -233,6 +233,14 @@ def _start_after_failed_join(ctx, step, observed, join_error):
 
 # -- ejecting with it ---------------------------------------------------------
 
+def stop_for_maintenance(ctx, step):
+    """Before host.evacuate of its host (a drain): record that poolmgr
+    stops it, then shut it down through the master. The planner starts it
+    there again once the host is enabled (member_compute_vm_steps)."""
+    compute_vms.mark_stopped(step.host, step.params["compute_vm"])
+    _shutdown(ctx, step, ctx.master_session, follow_master=True)
+
+
 def eject_compute_host(ctx, step, observed):
     """eject_compute_vm = shutdown: clean shutdown, eject, forget the VM."""
     p = step.params
