@@ -57,9 +57,10 @@ from poolmgr.db.inventory import (  # noqa: F401
 from poolmgr.db.pools import (  # noqa: F401
     get_pool, list_pools, update_pool, mark_due, list_due_pools, next_due_time,
     list_members, list_all_members, upsert_member, delete_member,
+    retry_pool, set_reflected, add_members, request_promotion, write_members)
+from poolmgr.db.ownership import (  # noqa: F401
     _IN_POOL_STATES, _like_json_string, pool_claimants, compute_hosts_by_uuid,
-    claim_pool_uuid, retry_pool, set_reflected, pool_claimants_many,
-    add_members, request_promotion, write_members)
+    claim_pool_uuid, pool_claimants_many)
 from poolmgr.db.leases import (  # noqa: F401
     acquire_lease, renew_lease, check_lease, release_lease)
 from poolmgr.db.journal import (  # noqa: F401
