@@ -17,26 +17,6 @@ from poolmgr.simulator.model import Failure
 from poolmgr.simulator.model import NULL_REF
 
 
-def host_free_memory(db, host_ref, but=None):
-    """Bytes a VM may still claim on ``host_ref``: host_metrics.memory_free
-    less what the guests resident there (but ``but``) hold.
-
-    NOTE(memory): the simulator's memory_free is the host's free memory
-    with no guest running (dom0's share already taken); each guest that is
-    not halted holds its memory_static_max, as xapi's
-    Memory_check.vm_compute_start_memory counts a VM without ballooning.
-    """
-    host = db.get("host", host_ref)
-    metrics = db.tables["host_metrics"].get(host["metrics"]) or {}
-    free = int(metrics.get("memory_free") or 0)
-    for ref, vm in db.tables["VM"].items():
-        if ref == but or vm["is_control_domain"]:
-            continue
-        if vm["resident_on"] == host_ref and vm["power_state"] != "Halted":
-            free -= int(vm.get("memory_static_max") or 0)
-    return max(free, 0)
-
-
 class MigrateCalls:
     """VM.clone, VM.provision, VM.assert_can_boot_here, VM.pool_migrate and
     VDI.destroy."""
@@ -57,7 +37,7 @@ class MigrateCalls:
 
     def _assert_enough_memory(self, db, vm_ref, host_ref):
         needed = int(db.get("VM", vm_ref).get("memory_static_max") or 0)
-        available = host_free_memory(db, host_ref, but=vm_ref)
+        available = max(self.world.free_memory(db, host_ref, but=vm_ref), 0)
         if needed > available:
             # NOTE(datamodel_errors.ml): [needed; available], in bytes.
             raise Failure("HOST_NOT_ENOUGH_FREE_MEMORY", needed, available)
@@ -113,7 +93,7 @@ class MigrateCalls:
         NOTE(message_forwarding.ml): the power state and the operation
         lock come first, then reserve_memory_for_vm runs
         assert_can_boot_here on the target; the VM then runs on the source
-        for the migration's time (``sim.set_migration_delay``) with a
+        for the migration's time (``sim.set_migrate_delay``) with a
         pool_migrate current operation, and is resident on the target
         once the call returns.
         """
@@ -135,7 +115,7 @@ class MigrateCalls:
         task = "OpaqueRef:%s" % model.new_uuid()
         vm["current_operations"] = {task: "pool_migrate"}
         db.touch(vm_ref)
-        deadline = time.monotonic() + world.migration_delay
+        deadline = time.monotonic() + world.migrate_delay
         try:
             while True:
                 if host.db is not db or db.tables["VM"].get(vm_ref) is not vm:

@@ -2,7 +2,7 @@
 
 ``MigrateControls`` is a mixin of poolmgr.simulator's ``Simulator``:
 ``add_template`` puts a VM template with a disk on a pool's SR (as an
-operator imports one), ``set_migration_delay`` sets how long a
+operator imports one), ``set_migrate_delay`` (controls_vm) sets how long a
 VM.pool_migrate takes, ``set_memory_free`` how much memory a host has for
 guests (HOST_NOT_ENOUGH_FREE_MEMORY), ``vms_named`` what a test looks up.
 """
@@ -14,8 +14,7 @@ DEFAULT_TEMPLATE_MEMORY = 256 << 20
 
 class MigrateControls:
 
-    MIGRATE_CONTROL = ("add_template", "set_migration_delay",
-                       "set_memory_free", "vms_named")
+    MIGRATE_CONTROL = ("add_template", "set_memory_free", "vms_named")
 
     def add_template(self, host, name_label, sr=None,
                      memory=DEFAULT_TEMPLATE_MEMORY):
@@ -56,19 +55,22 @@ class MigrateControls:
                            "other_config": {}})
             return db.tables["VM"][vm_ref]["uuid"]
 
-    def set_migration_delay(self, seconds):
-        """Every VM.pool_migrate takes ``seconds`` (0: at once)."""
-        with self.world.lock:
-            self.world.migration_delay = max(0.0, float(seconds))
-
     def set_memory_free(self, host, memory_bytes):
-        """host_metrics.memory_free of ``host``: what its guests may use."""
+        """What guests may still use on ``host`` with none running: its
+        memory_total becomes that plus what its control domain holds."""
         h = self.world.host(host)
         with self.world.lock:
+            db = h.db
             metrics_ref = h.host_record()["metrics"]
-            h.db.tables["host_metrics"][metrics_ref]["memory_free"] = str(
-                int(memory_bytes))
-            h.db.touch(metrics_ref)
+            host_ref = h.host_ref()
+            dom0 = sum(self.world.vm_memory(v)
+                       for v in db.tables["VM"].values()
+                       if v["is_control_domain"]
+                       and v["resident_on"] == host_ref)
+            db.tables["host_metrics"][metrics_ref].update(
+                memory_total=str(int(memory_bytes) + dom0),
+                memory_free=str(int(memory_bytes)))
+            db.touch(metrics_ref)
 
     def vms_named(self, host, name_label):
         """[{uuid, power_state, is_a_template, resident_on (host name or

@@ -29,13 +29,12 @@ class World:
         self.name_prefix = name_prefix
         self.compute_vms = compute_vms
         # host.reboot takes reboot_delay seconds; one VM's move of a
-        # host.evacuate takes migrate_delay seconds.
+        # each VM moved by host.evacuate or VM.pool_migrate takes
+        # migrate_delay seconds (sim.set_migrate_delay).
         self.reboot_delay = reboot_delay
         self.migrate_delay = migrate_delay
         # vm uuid -> seconds its guest takes to honour VM.clean_shutdown
         self.clean_shutdown_delays = {}
-        # seconds a VM.pool_migrate takes (sim.set_migration_delay)
-        self.migration_delay = 0.0
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.hosts = []
@@ -235,12 +234,19 @@ class World:
     def vm_memory(vm):
         return int(vm.get("memory_static_max") or 0)
 
-    def free_memory(self, db, host_ref):
-        """memory_total less what every running VM there holds (dom0 too)."""
+    def free_memory(self, db, host_ref, but=None):
+        """memory_total less what every VM running there holds (dom0 too),
+        ``but`` left out (a VM asking to move there).
+
+        NOTE(memory): one memory model for starts, migrations and
+        evacuations: each domain that is not halted holds its
+        memory_static_max, as xapi's Memory_check counts a VM without
+        ballooning.
+        """
         metrics = db.tables["host_metrics"].get(
             db.get("host", host_ref)["metrics"]) or {}
-        used = sum(self.vm_memory(v) for v in db.tables["VM"].values()
-                   if v["resident_on"] == host_ref
+        used = sum(self.vm_memory(v) for ref, v in db.tables["VM"].items()
+                   if ref != but and v["resident_on"] == host_ref
                    and v["power_state"] != "Halted")
         return int(metrics.get("memory_total") or 0) - used
 

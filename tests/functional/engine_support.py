@@ -23,6 +23,19 @@ def simulator_or_skip():
         service_unavailable("poolmgr.simulator", exc)
 
 
+def sim_factory(request, **defaults):
+    """The conftest ``simulator`` factory with this module's defaults (a
+    module's ``sim`` fixture returns it): sim(hosts=3, **overrides)."""
+    simulator_or_skip()
+    simulator = request.getfixturevalue("simulator")
+
+    def make(hosts=3, **kwargs):
+        for key, value in defaults.items():
+            kwargs.setdefault(key, value)
+        return simulator(hosts=hosts, **kwargs)
+    return make
+
+
 def make_conf(**reconciler_opts):
     conf = bootstrap.build_conf()
     conf([], project="poolmgr", default_config_files=[])

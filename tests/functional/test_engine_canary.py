@@ -80,7 +80,7 @@ def test_an_active_pool_is_proven_hop_by_hop_and_the_canary_destroyed(
 
 def test_the_hop_times_are_those_of_the_migrations(sim, conf):
     s, names = _pool_with_template(sim, hosts=2)
-    s.set_migration_delay(0.4)
+    s.set_migrate_delay(0.4)
     es.want(1, "pool-a", names)
     assert es.engine(conf).reconcile_pool(1).converged
     (hop,) = _proof()["hops"]
@@ -199,7 +199,7 @@ def test_a_missing_template_is_a_failed_proof_that_says_so(sim, conf):
 def test_a_canary_left_by_a_killed_engine_is_destroyed_next_time(
         sim, tmp_path, mysql_url):
     s, names = _pool_with_template(sim)
-    s.set_migration_delay(30)
+    s.set_migrate_delay(30)
     es.want(1, "pool-a", names)
     config = es.write_config(tmp_path / "poolmgr.conf", mysql_url)
     config.write_text(config.read_text().replace(
@@ -218,7 +218,7 @@ def test_a_canary_left_by_a_killed_engine_is_destroyed_next_time(
     master = _master(s)
     other = master.xenapi.VM.clone(master.xenapi.VM.get_by_name_label(
         "tpl")[0], CANARY)
-    s.set_migration_delay(0)
+    s.set_migrate_delay(0)
     conf = es.make_conf()
     conf.set_override("canary_vm_template", "tpl", group="xenserver")
     db_api.mark_due(1)

@@ -32,15 +32,8 @@ eject_timeout = 20
 
 @pytest.fixture
 def sim(request, mysql_url):
-    es.simulator_or_skip()
-    simulator = request.getfixturevalue("simulator")
-
-    def make(hosts=3, **kwargs):
-        kwargs.setdefault("password", support.XAPI_SECRET)
-        kwargs.setdefault("reboot_delay", 0.5)
-        kwargs.setdefault("migrate_delay", 0.05)
-        return simulator(hosts=hosts, **kwargs)
-    return make
+    return es.sim_factory(request, password=support.XAPI_SECRET,
+                          reboot_delay=0.5, migrate_delay=0.05)
 
 
 def start_daemon(daemon_factory, reboot_timeout=20, extra=""):

@@ -12,15 +12,8 @@ from tests.functional import engine_support as es
 
 @pytest.fixture
 def sim(request, mysql_url):
-    es.simulator_or_skip()
-    simulator = request.getfixturevalue("simulator")
-
-    def make(hosts=3, **kwargs):
-        kwargs.setdefault("password", es.PASSWORD)
-        kwargs.setdefault("reboot_delay", 0.5)
-        kwargs.setdefault("migrate_delay", 0.05)
-        return simulator(hosts=hosts, **kwargs)
-    return make
+    return es.sim_factory(request, password=es.PASSWORD, reboot_delay=0.5,
+                          migrate_delay=0.05)
 
 
 def form(s, conf):

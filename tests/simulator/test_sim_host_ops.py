@@ -29,7 +29,10 @@ def test_blockers_map_each_vm_to_xapis_code_and_params(pool):
     xs02 = ref_of(master, sim.hosts[1])
     sim.create_running_vm("xs02", "web", 1024, "nfs")
     local = sim.create_running_vm("xs02", "local", 512, "Local storage")
-    huge = sim.create_running_vm("xs02", "huge", 70 << 10, "nfs")
+    # It runs where it is (64 GiB), but no other member has room for it.
+    huge = sim.create_running_vm("xs02", "huge", 40 << 10, "nfs")
+    for other in ("xs01", "xs03"):
+        sim.set_memory(other, 32 << 10)
     found = master.xenapi.host.get_vms_which_prevent_evacuation(xs02)
     local_ref = master.xenapi.VM.get_by_uuid(local)
     huge_ref = master.xenapi.VM.get_by_uuid(huge)
@@ -38,8 +41,9 @@ def test_blockers_map_each_vm_to_xapis_code_and_params(pool):
     assert found[local_ref][1] == local_ref
     assert master.xenapi.SR.get_name_label(found[local_ref][2]) == \
         "Local storage"
+    # [needed; available]: 32 GiB less dom0's 4 on the roomiest target.
     assert found[huge_ref] == ["HOST_NOT_ENOUGH_FREE_MEMORY",
-                               str(70 << 30), str(60 << 30)]
+                               str(40 << 30), str(28 << 30)]
 
 
 def test_no_enabled_target_is_no_hosts_available_for_every_vm(pool):

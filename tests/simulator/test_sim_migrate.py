@@ -65,7 +65,7 @@ def test_clone_of_a_running_vm_is_refused(simulator):
 def test_pool_migrate_moves_the_vm_after_the_delay(simulator):
     sim, master, refs = pool_with_template(simulator, hosts=2)
     vm = started(master, refs)
-    sim.set_migration_delay(0.3)
+    sim.set_migrate_delay(0.3)
     began = time.monotonic()
     master.xenapi.VM.pool_migrate(vm, refs["xs02"], {"live": "true"})
     assert time.monotonic() - began >= 0.3
@@ -77,7 +77,7 @@ def test_pool_migrate_moves_the_vm_after_the_delay(simulator):
 def test_a_migration_in_flight_refuses_another(simulator):
     sim, master, refs = pool_with_template(simulator, hosts=3)
     vm = started(master, refs)
-    sim.set_migration_delay(0.5)
+    sim.set_migrate_delay(0.5)
     mover = threading.Thread(target=lambda: login(sim.hosts[0]).xenapi.VM.
                              pool_migrate(vm, refs["xs02"], {"live": "true"}))
     mover.start()
@@ -178,7 +178,7 @@ def test_migration_controls_answer_over_xml_rpc(simulator):
     sim, master, refs = pool_with_template(simulator, hosts=1)
     control = XenAPI.xmlrpclib.ServerProxy(sim.hosts[0]["url"])
     uuid = control.sim.add_template("xs01", "other-tpl")["Value"]
-    assert control.sim.set_migration_delay(0.1)["Status"] == "Success"
+    assert control.sim.set_migrate_delay(0.1)["Status"] == "Success"
     (found,) = control.sim.vms_named("xs01", "other-tpl")["Value"]
     assert found["uuid"] == uuid and found["is_a_template"] is True
 
