@@ -76,7 +76,10 @@ def maybe_prove(ctx, desired, observed, steps):
     if not proof.needs_proof(record, proof.membership(observed.pool)):
         return None
     record = prove(ctx, observed.pool, observed.names_by_ref(), template)
-    db_api.update_pool(ctx.aggregate_id, canary_proof=record)
+    # NOTE(release-write): the proof is written with the pass's state, by
+    # the UPDATE that releases the lease, so no reader sees a proven pool
+    # still 'changing' (and a pass that lost its lease writes neither).
+    ctx.release_fields["canary_proof"] = record
     return record
 
 

@@ -92,10 +92,16 @@ def consider(ctx, desired, pool_row, members, observed):
                              bool(pool_row.get("ha_enabled")), elapsed,
                              threshold)
     if decision == policy.GRACE:
+        # NOTE(grace-looks): the master may answer again at any moment (a
+        # slow or restarting xapi); the pool is looked at again on its
+        # backoff, as for any transient error, and at the threshold at the
+        # latest, so a master that comes back is seen at once.
+        attempts = status.count_pool_attempt(ctx)
         return _end(ctx, record, db_api.POOL_CHANGING,
                     [policy.not_answering_reason(record, elapsed,
                                                  threshold)],
-                    due_in=threshold - elapsed)
+                    due_in=min(threshold - elapsed,
+                               context.backoff(ctx.conf, attempts)))
     if decision == policy.FENCE:
         outcome = fencing.run(ctx.conf.xenserver.fence_command, old,
                               record.get("address"), record.get("uuid"),
@@ -116,11 +122,20 @@ def _fence_timeout(ctx):
                ctx.conf.reconciler.lease_time / 2.0)
 
 
+# NOTE(not-answering): a master is lost only when it does not answer: the
+# connection refused or timed out. One that answers with the wrong
+# certificate (TLS_PIN_MISMATCH), refuses our credentials or speaks
+# something else is a configuration to fix, not a dead host; it keeps the
+# planner's own error and its way out.
+_NOT_ANSWERING = frozenset(["CONNECTION_FAILED", "TIMEOUT", None])
+
+
 def _lost_master(pool_row, observed):
     """(lost master, [members naming it]) or None."""
     old = pool_row.get("master")
     view = observed.hosts.get(old) if old else None
-    if view is None or view.status != planner.UNREACHABLE:
+    if view is None or view.status != planner.UNREACHABLE or \
+            view.code not in _NOT_ANSWERING:
         return None
     followers = [n for n, v in observed.hosts.items()
                  if v.status == planner.MASTER_UNREACHABLE]
@@ -168,7 +183,9 @@ def _end(ctx, record, state, reasons, due_in, extra=None):
               "live_migration_ready": False,
               "last_reconciled_at": context.now()}
     fields.update(extra or {})
-    db_api.update_pool(ctx.aggregate_id, **fields)
+    # NOTE(release-write): written by the UPDATE that releases the lease,
+    # fenced like it: a pass that lost its lease writes nothing.
+    ctx.release_fields.update(fields)
     LOG.info("Pool %s: %s: %s", ctx.aggregate_id, state, reasons[0])
     return status.PassResult(ctx.aggregate_id, False, state=state,
                              steps=ctx.steps_executed, reasons=reasons,

@@ -113,7 +113,8 @@ def finish(ctx, desired, observed, steps):
         ready, ready_reasons = result.ready, result.reasons
         if ctx.conf.xenserver.canary_vm_template:
             ready, ready_reasons = proof.judge(
-                pool_row.get("canary_proof"),
+                ctx.release_fields.get("canary_proof",
+                                       pool_row.get("canary_proof")),
                 proof.membership(observed.pool), ready, ready_reasons)
         fields.update(live_migration_ready=ready, sr_matrix=result.matrix)
         reasons = ready_reasons + [r for r in reasons
@@ -161,6 +162,14 @@ def finish(ctx, desired, observed, steps):
              "converged" if converged else "not converged")
     if converged:
         due_in = ctx.conf.reconciler.resync_interval
+        if observed is not None and observed.pool is not None and \
+                ctx.conf.xenserver.master_dead_after > 0:
+            # NOTE(master-watch): a converged pool is looked at again at
+            # least every master_dead_after seconds, so a master that dies
+            # in a quiet pool is master_lost within about twice that (one
+            # look sees it silent, master_dead_after later it is lost), not
+            # a resync_interval later. The look is one event.from delta.
+            due_in = min(due_in, ctx.conf.xenserver.master_dead_after)
     else:
         attempts = max([m["attempts"] for m in members]
                        + [fields.get("attempts", pool_row.get("attempts"))

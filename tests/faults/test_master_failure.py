@@ -208,3 +208,19 @@ def test_ha_enabled_pool_is_left_to_ha(bed, tmp_path):
     support.settle(2)
     assert not marker.exists()
     assert bed.calls("pool.emergency_transition_to_master") == []
+
+
+def test_a_master_dying_in_a_quiet_pool_is_lost_without_a_resync(bed):
+    """resync_interval is ten minutes: only the master watch (a converged
+    pool looked at every master_dead_after seconds) can see it in time."""
+    names = bed.hosts(2)
+    bed.daemon(extra="[reconciler]\nresync_interval = 600\n"
+                     "[xenserver]\nmaster_dead_after = 2\n")
+    agg = support.form_pool(bed.nova(), "quiet-pool", names)
+    support.wait_for(lambda: bed.active(agg, names), timeout=60,
+                     what="the pool to form")
+    support.settle(3)   # converged: the pool is due again only by the watch
+    bed.sim.kill_xapi("xs01")
+    support.wait_for(lambda: _state(bed, agg, "master_lost"), timeout=20,
+                     what="master_lost without a resync")
+    assert "pool master cmp-1" in _reasons(bed, agg)

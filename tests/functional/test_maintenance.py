@@ -89,8 +89,11 @@ def test_drain_shows_every_blocker_with_its_code_before_any_vm_moves(
     xs02 = s.hosts[1]["name_label"]
     movable = s.create_running_vm(xs02, "web", 1024, "nfs")
     s.create_running_vm(xs02, "db-local", 512, "Local storage")
-    # Too big for what xs01 and xs03 have left (64 GiB less dom0).
-    s.create_running_vm(xs02, "huge", 70 << 10, "nfs")
+    # It runs where it is, but xs01 and xs03 (32 GiB, dom0 takes 4) have
+    # no room for it.
+    s.create_running_vm(xs02, "huge", 40 << 10, "nfs")
+    for other in (s.hosts[0]["name_label"], s.hosts[2]["name_label"]):
+        s.set_memory(other, 32 << 10)
     result = manage(daemon, "host", "drain", "cmp-2", "--wait")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "VM db-local" in result.stdout and "VM_REQUIRES_SR" in \
